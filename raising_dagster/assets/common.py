@@ -1,0 +1,46 @@
+"""What every asset shares: group, code versions, metadata previews, check results."""
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
+
+from raising_dagster.config import load_codex, load_identity, model_sha, sha256_hex
+from raising_dagster.expectations.invariants import Outcome
+from raising_dagster.prompts import load_prompt
+from raising_dagster.teacher.base import Stage
+from raising_dagster.teacher.template import PROMPT_IDS
+
+GROUP = "raising"
+_PREVIEW_CHARS = 240
+
+
+def stage_code_version(stage: Stage | None = None) -> str:
+    """A code version from the default codex, identity card and the stage's prompt, so the UI
+    shows an asset as stale when any of them changes."""
+    parts = [model_sha(load_codex()), model_sha(load_identity())]
+    if stage is not None:
+        parts.append(load_prompt(PROMPT_IDS[stage]).sha)
+    return sha256_hex(":".join(parts))[:16]
+
+
+def preview(frame: pl.DataFrame, columns: list[str], rows: int = 3) -> MetadataValue:
+    """A markdown table of the first rows, long texts cut."""
+    head = frame.head(rows).select(
+        (pl.col(c).list.join(", ") if frame.schema[c] == pl.List(pl.String) else pl.col(c))
+        .cast(pl.String)
+        .str.slice(0, _PREVIEW_CHARS)
+        .str.replace_all(r"[\n|]", " ")
+        for c in columns
+    )
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in head.iter_rows()]
+    return MetadataValue.md("\n".join(lines))
+
+
+def check_result(name: str, outcome: Outcome) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=name,
+        passed=outcome.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=outcome.description,
+        metadata=outcome.metadata,
+    )

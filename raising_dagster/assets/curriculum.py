@@ -1,0 +1,150 @@
+"""`ordered_docs` (the scaffolded curriculum over all shards) and `training_ready_corpus`."""
+
+import json
+import uuid
+from importlib.metadata import version
+
+from dagster import (
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from raising_dagster.assets.common import GROUP, check_result, stage_code_version
+from raising_dagster.assets.framing import experiential_docs, social_docs
+from raising_dagster.assets.scored import scored_docs
+from raising_dagster.config import model_sha
+from raising_dagster.expectations.invariants import curriculum_ordered
+from raising_dagster.partitions import raw_shards
+from raising_dagster.resources import RaisingResource
+from raising_dagster.stages.order import connect, order_records
+from raising_dagster.stages.pack import (
+    FORMAT,
+    TOKEN_METHOD,
+    prompts_used,
+    stage_summaries,
+    write_parts,
+)
+from raising_dagster.store import StoreLayout, replace_dir, write_json
+
+CURRICULUM_ORDERED = "positions_contiguous_and_stages_non_decreasing"
+_RENDERINGS = ("scored_docs", "experiential_docs", "social_docs")
+
+
+def _ready_shards(layout: StoreLayout, registered: list[str]) -> tuple[list[str], list[str]]:
+    """Registered shards whose renderings are all written, and those still pending."""
+    ready = [k for k in registered if all(layout.shard_file(a, k).exists() for a in _RENDERINGS)]
+    return ready, [k for k in registered if k not in ready]
+
+
+def _stage_table(stages: list[dict]) -> MetadataValue:
+    lines = ["| stage | records | tokens | positions | p50 difficulty |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {s['name']} | {s['records']} | {s['tokens']} | {s['first_position']}..{s['last_position']}"
+        f" | {s['difficulty_quantiles'].get('p50', '')} |"
+        for s in stages
+    ]
+    return MetadataValue.md("\n".join(lines))
+
+
+@asset(
+    group_name=GROUP,
+    deps=[scored_docs, experiential_docs, social_docs],
+    check_specs=[AssetCheckSpec(CURRICULUM_ORDERED, asset="ordered_docs", blocking=True)],
+    code_version=stage_code_version(),
+)
+def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
+    """Every record of every shard in one scaffolded curriculum order, simple to complex."""
+    settings = raising.settings
+    layout = raising.layout
+    ready, pending = _ready_shards(layout, context.instance.get_dynamic_partitions(raw_shards.name))
+    if not ready:
+        raise Failure(
+            "no shard has been materialized through scored_docs yet; run the shards first"
+        )
+    con = connect(temp_dir=layout.root / ".duckdb_tmp")
+    try:
+        summary = order_records(
+            con,
+            [layout.shard_file("scored_docs", k) for k in ready],
+            [layout.shard_file("experiential_docs", k) for k in ready],
+            [layout.shard_file("social_docs", k) for k in ready],
+            layout.ordered_file,
+            settings.curriculum,
+        )
+        outcome = curriculum_ordered(con, layout.ordered_file)
+    finally:
+        con.close()
+    write_json(
+        {"shards": ready, "pending": pending}, layout.ordered_file.with_suffix(".shards.json")
+    )
+    return MaterializeResult(
+        metadata={
+            "records": int(summary["records"].sum()),
+            "shards": MetadataValue.json(ready),
+            "pending_shards": MetadataValue.json(pending),
+            "stages": MetadataValue.md(
+                "| stage | variant | records | positions |\n|---|---|---|---|\n"
+                + "\n".join(
+                    f"| {r['stage']} | {r['variant']} | {r['records']} | "
+                    f"{r['first_position']}..{r['last_position']} |"
+                    for r in summary.iter_rows(named=True)
+                )
+            ),
+            "path": MetadataValue.path(str(layout.ordered_file)),
+        },
+        check_results=[check_result(CURRICULUM_ORDERED, outcome)],
+    )
+
+
+@asset(group_name=GROUP, deps=[ordered_docs], code_version=stage_code_version())
+def training_ready_corpus(
+    context: AssetExecutionContext, raising: RaisingResource
+) -> MaterializeResult:
+    """The curriculum as Parquet parts plus manifest.json, swapped in whole or not at all."""
+    settings = raising.settings
+    layout = raising.layout
+    target = layout.training_dir
+    staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex}")
+    shards = json.loads(layout.ordered_file.with_suffix(".shards.json").read_text())["shards"]
+    con = connect(temp_dir=layout.root / ".duckdb_tmp")
+    try:
+        files = write_parts(con, layout.ordered_file, staging, settings.curriculum.records_per_file)
+        parts = str(staging / "part-*.parquet")
+        stages = stage_summaries(con, parts, settings.codex, settings.curriculum.stage_names)
+        prompts = prompts_used(con, parts)
+    finally:
+        con.close()
+    manifest = {
+        "format": FORMAT,
+        "created_by": f"raising-dagster {version('raising-dagster')}",
+        "records": sum(f["records"] for f in files),
+        "tokens": sum(s["tokens"] for s in stages),
+        "token_count_method": TOKEN_METHOD,
+        "files": files,
+        "stages": stages,
+        "stage_boundaries": [s["first_position"] for s in stages],
+        "config_sha": settings.config_sha(),
+        "codex_sha": model_sha(settings.codex),
+        "identity_sha": model_sha(settings.identity),
+        "prompts": prompts,
+        "social_share": settings.curriculum.social_share,
+        "seed": settings.curriculum.seed,
+        "input_shards": [json.loads(layout.shard_stats(k).read_text()) for k in shards],
+    }
+    write_json(manifest, staging / "manifest.json")
+    replace_dir(staging, target)
+    context.log.info("published %s records to %s", manifest["records"], target)
+    return MaterializeResult(
+        metadata={
+            "records": manifest["records"],
+            "tokens": manifest["tokens"],
+            "files": len(files),
+            "stages": _stage_table(stages),
+            "value_coverage": MetadataValue.json({s["name"]: s["value_coverage"] for s in stages}),
+            "manifest": MetadataValue.path(str(target / "manifest.json")),
+        }
+    )

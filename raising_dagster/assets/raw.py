@@ -1,0 +1,70 @@
+"""`raw_docs`: one raw shard read into documents; unreadable records quarantined with a reason."""
+
+from dagster import (
+    AssetCheckSpec,
+    AssetExecutionContext,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from raising_dagster.assets.common import GROUP, check_result, preview
+from raising_dagster.expectations.invariants import records_conserved
+from raising_dagster.partitions import raw_shards
+from raising_dagster.resources import RaisingResource
+from raising_dagster.stages.ingest import ShardError, list_shards, read_shard
+from raising_dagster.store import write_json, write_parquet
+
+RECORDS_CONSERVED = "records_in_equal_kept_plus_quarantined"
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=raw_shards,
+    backfill_policy=BackfillPolicy.multi_run(1),
+    check_specs=[AssetCheckSpec(RECORDS_CONSERVED, asset="raw_docs", blocking=True)],
+    code_version="ingest-v1",
+)
+def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
+    """Documents of one raw shard (JSONL, JSONL.gz/.zst, Parquet or .txt), with bad records quarantined."""
+    key = context.partition_key
+    layout = raising.layout
+    shards = list_shards(raising.settings.landing_dir)
+    if key not in shards:
+        raise ShardError(f"partition {key!r} has no shard file in {raising.settings.landing_dir}")
+    read = read_shard(shards[key])
+    write_parquet(read.docs, layout.shard_file("raw_docs", key))
+    write_parquet(read.quarantine, layout.quarantine_file(key))
+    by_reason = dict(read.quarantine.group_by("reason").len().sort("reason").iter_rows())
+    stats = {
+        "shard": key,
+        "file": shards[key].name,
+        "content_sha": read.content_sha,
+        "records_in": read.records_in,
+        "kept": read.docs.height,
+        "quarantined": read.quarantine.height,
+        "quarantined_by_reason": by_reason,
+    }
+    write_json(stats, layout.shard_stats(key))
+    return MaterializeResult(
+        metadata={
+            "records_in": read.records_in,
+            "kept": read.docs.height,
+            "quarantined": read.quarantine.height,
+            "quarantined_by_reason": MetadataValue.json(by_reason),
+            "content_sha": read.content_sha,
+            "kinds": MetadataValue.json(
+                dict(read.docs.group_by("kind").len().sort("kind").iter_rows())
+            ),
+            "path": MetadataValue.path(str(layout.shard_file("raw_docs", key))),
+            "quarantine_path": MetadataValue.path(str(layout.quarantine_file(key))),
+            "preview": preview(read.docs, ["doc_id", "kind", "title", "text"]),
+        },
+        check_results=[
+            check_result(
+                RECORDS_CONSERVED,
+                records_conserved(read.records_in, read.docs.height, read.quarantine.height),
+            )
+        ],
+    )

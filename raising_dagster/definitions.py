@@ -1,0 +1,35 @@
+"""The Dagster code location: assets, checks, jobs, the shard sensor and resources."""
+
+from dagster import Definitions
+
+from raising_dagster.assets.curriculum import ordered_docs, training_ready_corpus
+from raising_dagster.assets.framing import experiential_docs, first_person_docs, social_docs
+from raising_dagster.assets.raw import raw_docs
+from raising_dagster.assets.scored import scored_docs
+from raising_dagster.jobs import publish_curriculum_job, raise_shard_job
+from raising_dagster.resources import RaisingResource, TeacherResource
+from raising_dagster.sensors import raw_shard_sensor
+
+ASSETS = [
+    raw_docs,
+    first_person_docs,
+    experiential_docs,
+    social_docs,
+    scored_docs,
+    ordered_docs,
+    training_ready_corpus,
+]
+
+
+def build_definitions(raising: RaisingResource | None = None) -> Definitions:
+    """The code location; `raising` overrides the settings resource (defaults: env and config file)."""
+    raising = raising or RaisingResource()
+    return Definitions(
+        assets=ASSETS,
+        jobs=[raise_shard_job, publish_curriculum_job],
+        sensors=[raw_shard_sensor],
+        resources={"raising": raising, "teacher": TeacherResource(raising=raising)},
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,73 @@
+"""Invariants the corpus must hold, as pure functions over frames and files (no Dagster here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from raising_dagster.stages.framing import framed
+from raising_dagster.stages.order import run_sql
+
+_LISTED = 20
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Whether an invariant holds, why, and the records that break it."""
+
+    passed: bool
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def records_conserved(records_in: int, kept: int, quarantined: int) -> Outcome:
+    """Every record read is either kept or quarantined with a reason."""
+    passed = records_in == kept + quarantined
+    return Outcome(
+        passed,
+        f"{records_in} in = {kept} kept + {quarantined} quarantined"
+        if passed
+        else f"{records_in} in but {kept} kept + {quarantined} quarantined: records were lost",
+        {"records_in": records_in, "kept": kept, "quarantined": quarantined},
+    )
+
+
+def framing_coverage(records: pl.DataFrame, variant: str, min_share: float) -> Outcome:
+    """At least `min_share` of records are framed for their variant (first person, reflection,
+    dialogue); the unframed ones are listed."""
+    flagged = records.select("doc_id", ok=framed(pl.col("text"), pl.lit(variant)))
+    bad = flagged.filter(~pl.col("ok"))["doc_id"].to_list()
+    share = 1.0 if records.height == 0 else 1 - len(bad) / records.height
+    return Outcome(
+        share >= min_share,
+        f"{share:.2%} of {records.height} {variant} records framed (required {min_share:.0%})",
+        {"framed_share": share, "unframed": len(bad), "unframed_doc_ids": bad[:_LISTED]},
+    )
+
+
+def curriculum_ordered(con: duckdb.DuckDBPyConnection, ordered_file: Path) -> Outcome:
+    """Positions are 0..n-1 without gaps or repeats, and stages never go back along position."""
+    ((n, distinct, lo, hi, backwards),) = run_sql(
+        con,
+        f"""SELECT count(*), count(DISTINCT position), min(position), max(position),
+                   count(*) FILTER (WHERE stage_index < prev)
+            FROM (SELECT position, stage_index,
+                         lag(stage_index) OVER (ORDER BY position) AS prev
+                  FROM read_parquet('{ordered_file}'))""",
+    )
+    contiguous = n == 0 or (distinct == n and lo == 0 and hi == n - 1)
+    problems = (
+        []
+        if contiguous
+        else [f"positions not 0..{n - 1} contiguous (min {lo}, max {hi}, {distinct} distinct)"]
+    )
+    problems += [f"{backwards} records step back to an earlier stage"] if backwards else []
+    return Outcome(
+        not problems,
+        "; ".join(problems) or f"{n} records, positions 0..{n - 1}, stages non-decreasing",
+        {"records": n, "stage_regressions": backwards},
+    )

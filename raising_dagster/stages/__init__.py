@@ -1,0 +1,1 @@
+"""Pure transformations (Polars/DuckDB in, Polars/DuckDB out): no Dagster imports here."""
