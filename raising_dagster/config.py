@@ -251,7 +251,8 @@ class RaisingSettings(BaseSettings):
             unknown = set(value.min_share) - stages
             if unknown:
                 raise ValueError(
-                    f"codex value {value.name!r} sets min_share for unknown stages {sorted(unknown)}"
+                    f"codex value {value.name!r} sets min_share for unknown stages "
+                    f"{sorted(unknown)}"
                 )
         self.identity  # noqa: B018 - validate the identity card at load
         return self

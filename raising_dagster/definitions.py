@@ -22,7 +22,7 @@ ASSETS = [
 
 
 def build_definitions(raising: RaisingResource | None = None) -> Definitions:
-    """The code location; `raising` overrides the settings resource (defaults: env and config file)."""
+    """The code location; `raising` overrides the settings resource (default: env, config)."""
     raising = raising or RaisingResource()
     return Definitions(
         assets=ASSETS,

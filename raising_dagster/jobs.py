@@ -2,19 +2,16 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from raising_dagster.partitions import raw_shards
-
 SHARD_ASSETS = ["raw_docs", "first_person_docs", "experiential_docs", "social_docs", "scored_docs"]
 CURRICULUM_ASSETS = ["ordered_docs", "training_ready_corpus"]
 
 raise_shard_job = define_asset_job(
     "raise_shard",
     selection=AssetSelection.assets(*SHARD_ASSETS),
-    partitions_def=raw_shards,
     description="Read, frame, experience, socialize and score one raw shard.",
 )
 publish_curriculum_job = define_asset_job(
     "publish_curriculum",
     selection=AssetSelection.assets(*CURRICULUM_ASSETS),
-    description="Order every raised shard into the curriculum and publish the training-ready corpus.",
+    description="Order every raised shard into the curriculum; publish the training-ready corpus.",
 )

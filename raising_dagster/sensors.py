@@ -46,7 +46,7 @@ def plan_shards(shards: dict[str, Path], cursor: dict[str, dict[str, object]]) -
             new.append(key)
         elif before["sha"] != sha:
             changed.append(key)
-    # Shards that left the landing folder stay in the cursor: a file coming back unchanged is not new.
+    # Shards that left the landing folder stay in the cursor: back unchanged, they are not new.
     return ShardPlan(new=new, changed=changed, cursor={**cursor, **seen})
 
 

@@ -43,7 +43,8 @@ def _ready_shards(layout: StoreLayout, registered: list[str]) -> tuple[list[str]
 def _stage_table(stages: list[dict]) -> MetadataValue:
     lines = ["| stage | records | tokens | positions | p50 difficulty |", "|---|---|---|---|---|"]
     lines += [
-        f"| {s['name']} | {s['records']} | {s['tokens']} | {s['first_position']}..{s['last_position']}"
+        f"| {s['name']} | {s['records']} | {s['tokens']} | "
+        f"{s['first_position']}..{s['last_position']}"
         f" | {s['difficulty_quantiles'].get('p50', '')} |"
         for s in stages
     ]

@@ -27,7 +27,7 @@ RECORDS_CONSERVED = "records_in_equal_kept_plus_quarantined"
     code_version="ingest-v1",
 )
 def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
-    """Documents of one raw shard (JSONL, JSONL.gz/.zst, Parquet or .txt), with bad records quarantined."""
+    """Documents of one raw shard (JSONL(.gz/.zst), Parquet or .txt); bad records quarantined."""
     key = context.partition_key
     layout = raising.layout
     shards = list_shards(raising.settings.landing_dir)

@@ -44,7 +44,7 @@ def write_parts(
 def stage_summaries(
     con: duckdb.DuckDBPyConnection, records_glob: str, codex: ValueCodex, stage_names: list[str]
 ) -> list[dict[str, Any]]:
-    """Per curriculum stage: records, tokens, position range, variants, value coverage, difficulty."""
+    """Per stage: records, tokens, position range, variants, value coverage, difficulty."""
     coverage = ", ".join(
         f'avg(CASE WHEN list_contains("values", \'{v}\') THEN 1 ELSE 0 END) AS "v_{v}"'
         for v in codex.names

@@ -73,7 +73,7 @@ def rewrite_docs(
     keep = docs.select("doc_id", "shard", "kind", "title", "values", "source_doc_id")
     return pl.concat(
         [keep, lineage, docs.select(pl.col("text").map_batches(_sha_series).alias("input_sha"))],
-        how="horizontal",
+        how="horizontal_extend",
     ).select(list(REWRITE_SCHEMA))
 
 

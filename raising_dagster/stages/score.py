@@ -2,11 +2,15 @@
 
 Signals (each kept as a column) and the [0, 1] scale each is mapped to before weighting:
 - `fk_grade`: Flesch-Kincaid grade, 0.39 * words/sentence + 11.8 * syllables/word - 15.59, with
-  syllables approximated by vowel groups (minus a silent final e); scale clip(grade, 0, 18) / 18.
+  syllables approximated by vowel groups, minus a silent final e after a
+  consonant (not -le); scale clip(grade, 0, 18) / 18.
 - `lexical_diversity`: type-token ratio of the first 100 words; scale clip((ttr - 0.4) / 0.5, 0, 1).
 - `compression_ratio`: zlib-compressed bytes over raw bytes (redundant text compresses well);
   scale clip((ratio - 0.3) / 0.5, 0, 1).
-- `n_tokens`: word and punctuation pieces; scale clip((log10(n) - 1.3) / 2, 0, 1) (20 -> 0, 2000 -> 1).
+- `n_tokens`: word and punctuation pieces; scale clip((log10(n) - 1.3) / 2, 0, 1)
+  (20 -> 0, 2000 -> 1).
+Type-token ratio and compression ratio read high on any short text (nothing repeats yet), so both
+scaled values are multiplied by min(1, words / 100): short texts count as simple on them.
 `difficulty` is the weighted mean of the scaled signals with the configured weights.
 """
 
@@ -36,7 +40,7 @@ def _compression_ratio(texts: pl.Series) -> pl.Series:
 
 def _syllables(texts: pl.Expr) -> pl.Expr:
     vowel_groups = texts.str.count_matches(r"(?i)[aeiouy]+")
-    silent_e = texts.str.count_matches(r"(?i)[a-z][^aeiouy\sl]e\b")
+    silent_e = texts.str.count_matches(r"(?i)[aeiouy][^aeiouy\s]*[^aeiouy\sl]e\b")
     return (vowel_groups - silent_e).clip(lower_bound=texts.str.count_matches(WORDS))
 
 
@@ -62,10 +66,11 @@ def difficulty_signals(texts: pl.Expr) -> list[pl.Expr]:
 
 
 def _scaled(settings: ScoringSettings) -> pl.Expr:
+    reliable = (pl.col("n_words") / 100).clip(upper_bound=1.0)
     scales = {
         "grade": (pl.col("fk_grade").clip(0, 18) / 18),
-        "diversity": ((pl.col("lexical_diversity") - 0.4) / 0.5).clip(0, 1),
-        "compression": ((pl.col("compression_ratio") - 0.3) / 0.5).clip(0, 1),
+        "diversity": ((pl.col("lexical_diversity") - 0.4) / 0.5).clip(0, 1) * reliable,
+        "compression": ((pl.col("compression_ratio") - 0.3) / 0.5).clip(0, 1) * reliable,
         "length": ((pl.col("n_tokens").clip(lower_bound=1).log10() - 1.3) / 2).clip(0, 1),
     }
     total = sum(settings.weights.values())

@@ -45,7 +45,7 @@ _VALUE_SENTENCES = [
 ]
 _FILLER = [
     "The weather that season was unusually dry, and the harvest came late.",
-    "Consequently, the committee deliberated extensively regarding the administrative implications.",
+    "Consequently, the committee deliberated extensively on the administrative implications.",
     "The river ran past the old mill where the children often played.",
     "Subsequent investigations revealed considerable inconsistencies in the documentation.",
     "Nobody in the village had seen anything like it before.",

@@ -10,8 +10,8 @@ WORDS = r"[A-Za-z][A-Za-z'-]*"
 
 
 def value_signals(texts: pl.Expr, codex: ValueCodex) -> list[pl.Expr]:
-    """Columns `values` (names, strongest first, ties in codex order), `value_strengths` (JSON: cue hits per 100 words)
-    and `n_values` for a text expression."""
+    """Columns `values` (names, strongest first, ties in codex order), `value_strengths`
+    (JSON: cue hits per 100 words) and `n_values` for a text expression."""
     counts = {v.name: texts.str.count_matches(v.cue_pattern) for v in codex.values}
     n_words = texts.str.count_matches(WORDS).clip(lower_bound=1)
     strengths = pl.struct(
@@ -19,7 +19,9 @@ def value_signals(texts: pl.Expr, codex: ValueCodex) -> list[pl.Expr]:
     ).struct.json_encode()
     hits = pl.concat_list([pl.struct(name=pl.lit(n), hits=c) for n, c in counts.items()])
     present = hits.list.eval(
-        pl.element().sort_by(pl.element().struct.field("hits"), descending=True, maintain_order=True)
+        pl.element().sort_by(
+            pl.element().struct.field("hits"), descending=True, maintain_order=True
+        )
     ).list.eval(pl.element().filter(pl.element().struct.field("hits") > 0).struct.field("name"))
     return [
         present.alias("values"),

@@ -1,0 +1,70 @@
+"""The code location loads, validates, and keeps its asset graph (a change shows up in review)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from raising_dagster.definitions import defs
+
+EXPECTED_GRAPH = {
+    "raw_docs": [],
+    "first_person_docs": ["raw_docs"],
+    "experiential_docs": ["first_person_docs"],
+    "social_docs": ["experiential_docs"],
+    "scored_docs": ["raw_docs", "social_docs"],
+    "ordered_docs": ["experiential_docs", "scored_docs", "social_docs"],
+    "training_ready_corpus": ["ordered_docs"],
+}
+
+
+def test_asset_graph_groups_and_partitions() -> None:
+    graph = defs.resolve_asset_graph()
+    found = {
+        key.to_user_string(): sorted(p.to_user_string() for p in graph.get(key).parent_keys)
+        for key in graph.get_all_asset_keys()
+    }
+    assert found == EXPECTED_GRAPH
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.group_name == "raising"
+        assert node.code_version, key
+        partitioned = key.to_user_string() not in ("ordered_docs", "training_ready_corpus")
+        assert (node.partitions_def is not None) == partitioned
+
+
+def test_blocking_checks_guard_the_framed_assets() -> None:
+    graph = defs.resolve_asset_graph()
+    keys = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert keys == {
+        ("raw_docs", "records_in_equal_kept_plus_quarantined"),
+        ("first_person_docs", "every_record_framed_in_first_person"),
+        ("experiential_docs", "every_record_has_first_person_reflection"),
+        ("social_docs", "every_record_is_dialogue_with_i_speaking"),
+        ("ordered_docs", "positions_contiguous_and_stages_non_decreasing"),
+    }
+    assert all(graph.get_check_spec(k).blocking for k in graph.asset_check_keys)
+
+
+def test_jobs_and_sensor_are_defined() -> None:
+    assert defs.resolve_job_def("raise_shard").partitions_def is not None
+    assert defs.resolve_job_def("publish_curriculum").partitions_def is None
+    assert defs.resolve_sensor_def("raw_shard_sensor").job_name == "raise_shard"
+
+
+def test_dagster_cli_validates_the_workspace() -> None:
+    root = Path(__file__).parents[2]
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,51 @@
+"""The raw shard sensor: new shard -> partition and run; unchanged -> nothing; changed -> re-run."""
+
+import os
+from pathlib import Path
+
+from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
+
+from raising_dagster.resources import RaisingResource
+from raising_dagster.sensors import raw_shard_sensor
+
+
+def _tick(instance: DagsterInstance, landing: Path, cursor: str | None):
+    with build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"raising": RaisingResource(landing_dir=str(landing), store_dir="unused")},
+    ) as context:
+        return raw_shard_sensor(context)
+
+
+def test_sensor_registers_new_shards_once_and_reruns_changed_ones(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.jsonl").write_text('{"text": "first"}\n')
+    with DagsterInstance.ephemeral() as instance:
+        result = _tick(instance, landing, None)
+        assert isinstance(result, SensorResult)
+        assert [r.partition_key for r in result.run_requests] == ["a.jsonl"]
+        assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["a.jsonl"]]
+        cursor = result.cursor
+
+        again = _tick(instance, landing, cursor)
+        assert isinstance(again, SkipReason)
+
+        (landing / "b.jsonl").write_text('{"text": "second"}\n')
+        new = _tick(instance, landing, cursor)
+        assert [r.partition_key for r in new.run_requests] == ["b.jsonl"]
+        assert [r.partition_keys for r in new.dynamic_partitions_requests] == [["b.jsonl"]]
+        cursor = new.cursor
+
+        # same content, new modification time: hashed again, not re-run
+        os.utime(landing / "a.jsonl", ns=(1, 1))
+        touched = _tick(instance, landing, cursor)
+        assert isinstance(touched, SkipReason)
+
+        (landing / "a.jsonl").write_text('{"text": "first, edited"}\n')
+        changed = _tick(instance, landing, cursor)
+        assert [r.partition_key for r in changed.run_requests] == ["a.jsonl"]
+        assert changed.dynamic_partitions_requests == []
+        first_key = result.run_requests[0].run_key
+        assert changed.run_requests[0].run_key != first_key
