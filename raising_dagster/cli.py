@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -52,6 +53,9 @@ def run(
     home = (dagster_home or Path(os.environ.get("DAGSTER_HOME") or out / "dagster_home")).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
 
     from dagster import DagsterInstance
 
@@ -70,7 +74,7 @@ def run(
     except ValueError as exc:
         raise click.ClickException(f"invalid settings: {exc}") from exc
     with DagsterInstance.get() as instance:
-        report = run_pipeline(raising, instance)
+        report = run_pipeline(raising, instance, progress=click.echo)
     if not report.published:
         click.echo("Publication stopped; the training-ready corpus was not (re)written:", err=True)
         for failure in report.failures:

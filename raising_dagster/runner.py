@@ -1,5 +1,6 @@
 """Run the whole pipeline through Dagster: one `raise_shard` run per shard, then the curriculum."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,6 +10,9 @@ from raising_dagster.definitions import build_definitions
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
 from raising_dagster.stages.ingest import list_shards
+
+# Runs log step events at INFO on the console; the full event log is in the instance (the UI).
+RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 @dataclass
@@ -37,9 +41,13 @@ def _failures(result: ExecuteInProcessResult, scope: str) -> list[str]:
     return found or ([] if result.success else [f"[{scope}] run {result.run_id} failed"])
 
 
-def run_pipeline(raising: RaisingResource, instance: DagsterInstance) -> PipelineReport:
+def run_pipeline(
+    raising: RaisingResource,
+    instance: DagsterInstance,
+    progress: Callable[[str], None] = lambda message: None,
+) -> PipelineReport:
     """Register every shard of the landing folder, raise each, then publish the curriculum unless
-    a blocking check failed."""
+    a blocking check failed; `progress` hears a line per finished run."""
     defs = build_definitions(raising)
     report = PipelineReport(shards=list(list_shards(Path(raising.settings.landing_dir))))
     if not report.shards:
@@ -50,14 +58,15 @@ def run_pipeline(raising: RaisingResource, instance: DagsterInstance) -> Pipelin
     shard_job = defs.resolve_job_def("raise_shard")
     for key in report.shards:
         result = shard_job.execute_in_process(
-            partition_key=key, instance=instance, raise_on_error=False
+            partition_key=key, instance=instance, run_config=RUN_CONFIG, raise_on_error=False
         )
         report.run_ids.append(result.run_id)
         report.failures += _failures(result, f"shard {key}")
+        progress(f"raise_shard {key}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
     if report.failures:
         return report
     result = defs.resolve_job_def("publish_curriculum").execute_in_process(
-        instance=instance, raise_on_error=False
+        instance=instance, run_config=RUN_CONFIG, raise_on_error=False
     )
     report.run_ids.append(result.run_id)
     report.failures += _failures(result, "curriculum")

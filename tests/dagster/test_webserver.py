@@ -1,4 +1,4 @@
-"""`make ui`'s server for real: `dagster dev` on the demo's instance shows assets, runs and metadata."""
+"""`make ui` for real: `dagster dev` on the demo's instance shows assets, runs and metadata."""
 
 import os
 import signal
