@@ -27,7 +27,9 @@ def scored_docs(context: AssetExecutionContext, raising: RaisingResource) -> Mat
     scored = score_docs(raw, settings.codex, settings.scoring)
     path = raising.layout.shard_file("scored_docs", key)
     write_parquet(scored, path)
-    values = scored.select(pl.col("values").explode().drop_nulls().value_counts(sort=True))
+    values = scored.select(
+        pl.col("values").explode(empty_as_null=True).drop_nulls().value_counts(sort=True)
+    )
     return MaterializeResult(
         metadata={
             "records": scored.height,
