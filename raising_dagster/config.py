@@ -196,11 +196,12 @@ class ScoringSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    weights: dict[Literal["grade", "diversity", "compression", "length"], float] = Field(
+    weights: dict[Literal["grade", "diversity", "rare", "compression", "length"], float] = Field(
         default_factory=lambda: {
-            "grade": 0.5,
-            "diversity": 0.2,
-            "compression": 0.15,
+            "grade": 0.4,
+            "diversity": 0.15,
+            "rare": 0.2,
+            "compression": 0.1,
             "length": 0.15,
         }
     )

@@ -13,6 +13,7 @@ RAW_SCHEMA: dict[str, pl.DataType] = {
     "text": pl.String(),
     "meta": pl.String(),
     "input_sha": pl.String(),
+    "safety_flag": pl.String(),
 }
 
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
@@ -45,6 +46,7 @@ REWRITE_SCHEMA: dict[str, pl.DataType] = {
     "title": pl.String(),
     "text": pl.String(),
     "values": pl.List(pl.String()),
+    "safety_flag": pl.String(),
     **LINEAGE_SCHEMA,
 }
 
@@ -56,6 +58,7 @@ SCORE_SCHEMA: dict[str, pl.DataType] = {
     "n_sentences": pl.Int64(),
     "fk_grade": pl.Float64(),
     "lexical_diversity": pl.Float64(),
+    "rare_word_rate": pl.Float64(),
     "compression_ratio": pl.Float64(),
     "n_tokens": pl.Int64(),
     "difficulty": pl.Float64(),
@@ -64,6 +67,7 @@ SCORE_SCHEMA: dict[str, pl.DataType] = {
     "n_values": pl.Int32(),
     "is_dilemma": pl.Boolean(),
     "is_value_definition": pl.Boolean(),
+    "safety_flag": pl.String(),
 }
 
 TRAINING_COLUMNS: tuple[str, ...] = (

@@ -16,6 +16,7 @@ import zstandard
 from raising_dagster.config import sha256_hex
 from raising_dagster.schema import QUARANTINE_SCHEMA, RAW_SCHEMA
 from raising_dagster.stages.kinds import KINDS, infer_kind
+from raising_dagster.stages.safety import safety_flag
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".jsonl.zst", ".ndjson.zst")
 SHARD_SUFFIXES = (*JSONL_SUFFIXES, ".parquet", ".txt")
@@ -207,7 +208,10 @@ def read_shard(path: Path) -> ShardRead:
         records_in = _read_txt(path, data, out)
     else:
         records_in = _read_jsonl(_decompress(path.name, data), out)
-    docs = pl.DataFrame(out.docs, schema=RAW_SCHEMA)
+    docs = pl.DataFrame(
+        out.docs, schema={k: v for k, v in RAW_SCHEMA.items() if k != "safety_flag"}
+    )
+    docs = docs.with_columns(safety_flag=safety_flag(pl.col("text")))
     duplicated = docs.filter(
         pl.col("doc_id").is_duplicated() & ~pl.col("doc_id").is_first_distinct()
     )

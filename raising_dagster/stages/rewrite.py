@@ -49,6 +49,7 @@ def rewrite_docs(
                 values=_value_refs(codex, row["values"]),
                 seed=stage_seed(seed, stage, row["doc_id"]),
                 source_text=None if source_texts is None else source_texts[row["doc_id"]],
+                safety_flag=row["safety_flag"],
             )
             for row in batch.iter_rows(named=True)
         ]
@@ -70,7 +71,7 @@ def rewrite_docs(
         },
         schema_overrides={k: REWRITE_SCHEMA[k] for k in ("seed", "attempts", "fallback_reason")},
     )
-    keep = docs.select("doc_id", "shard", "kind", "title", "values", "source_doc_id")
+    keep = docs.select("doc_id", "shard", "kind", "title", "values", "safety_flag", "source_doc_id")
     return pl.concat(
         [keep, lineage, docs.select(pl.col("text").map_batches(_sha_series).alias("input_sha"))],
         how="horizontal_extend",

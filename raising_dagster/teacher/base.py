@@ -27,6 +27,7 @@ class RewriteRequest:
     values: tuple[ValueRef, ...]
     seed: int
     source_text: str | None = None
+    safety_flag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

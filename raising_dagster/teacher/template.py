@@ -15,6 +15,7 @@ PROMPT_IDS: dict[Stage, str] = {
     "experiential": "experiential/template.v1",
     "social": "social/template.v1",
 }
+RECONTEXTUALIZE_ID = "experiential/recontextualize.v1"
 ROLE_BY_KIND: dict[str, str] = {
     "definition": "grandparent",
     "fable": "grandparent",
@@ -56,22 +57,30 @@ class TemplateTeacher:
         self._people = {role: identity.person(role).model_dump() for role in roles}
 
     def prompt_sha(self, stage: Stage) -> str:
-        return sha256_hex(load_prompt(PROMPT_IDS[stage]).sha + model_sha(self.identity))
+        return self._sha(PROMPT_IDS[stage])
+
+    def _sha(self, prompt_id: str) -> str:
+        return sha256_hex(load_prompt(prompt_id).sha + model_sha(self.identity))
+
+    def _prompt_id(self, stage: Stage, request: RewriteRequest) -> str:
+        if stage == "experiential" and request.safety_flag:
+            return RECONTEXTUALIZE_ID
+        return PROMPT_IDS[stage]
 
     def rewrite(self, stage: Stage, requests: Sequence[RewriteRequest]) -> list[Rewrite]:
-        prompt = load_prompt(PROMPT_IDS[stage])
-        sha = self.prompt_sha(stage)
-        sampling = json.dumps(prompt.sampling, sort_keys=True)
-        return [
-            Rewrite(
-                text=prompt.render(**self._context(stage, r)),
-                prompt_id=prompt.id,
-                prompt_sha=sha,
-                sampling=sampling,
-                seed=r.seed,
+        rewrites = []
+        for request in requests:
+            prompt = load_prompt(self._prompt_id(stage, request))
+            rewrites.append(
+                Rewrite(
+                    text=prompt.render(**self._context(stage, request)),
+                    prompt_id=prompt.id,
+                    prompt_sha=self._sha(prompt.id),
+                    sampling=json.dumps(prompt.sampling, sort_keys=True),
+                    seed=request.seed,
+                )
             )
-            for r in requests
-        ]
+        return rewrites
 
     def _context(self, stage: Stage, request: RewriteRequest) -> dict[str, object]:
         values = [{"name": v.name, "description": v.description} for v in request.values]
@@ -80,6 +89,7 @@ class TemplateTeacher:
             "title": request.title,
             "variant": request.seed,
             "values": values,
+            "safety_flag": request.safety_flag,
             "people": self._people,
             "identity": self.identity.model_dump(),
         }

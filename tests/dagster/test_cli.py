@@ -13,8 +13,9 @@ RAISING = str(Path(sys.executable).parent / "raising")
 
 def _run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    return subprocess.run([RAISING, *args], capture_output=True, text=True, env=env, timeout=300,
-                          check=False)
+    return subprocess.run(
+        [RAISING, *args], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
 
 
 def test_run_publishes_and_summarizes(tmp_path: Path, landing: Path) -> None:
@@ -37,15 +38,31 @@ def test_run_publishes_and_summarizes(tmp_path: Path, landing: Path) -> None:
 def test_invalid_codex_is_a_clear_error(tmp_path: Path, landing: Path) -> None:
     codex = tmp_path / "codex.yaml"
     codex.write_text("version: 1\ndefault_value: missing\nvalues: []\n", encoding="utf-8")
-    result = _run("run", "--landing", str(landing), "--out", str(tmp_path / "out"),
-                  "--codex", str(codex), home=tmp_path / "home")
+    result = _run(
+        "run",
+        "--landing",
+        str(landing),
+        "--out",
+        str(tmp_path / "out"),
+        "--codex",
+        str(codex),
+        home=tmp_path / "home",
+    )
     assert result.returncode != 0
     assert "invalid settings" in result.stderr and "values" in result.stderr
 
 
 def test_synth_writes_the_requested_documents(tmp_path: Path) -> None:
-    result = _run("synth", "--docs", "25", "--shards", "3", "--out", str(tmp_path / "s"),
-                  home=tmp_path / "home")
+    result = _run(
+        "synth",
+        "--docs",
+        "25",
+        "--shards",
+        "3",
+        "--out",
+        str(tmp_path / "s"),
+        home=tmp_path / "home",
+    )
     assert result.returncode == 0, result.stderr
     frames = [pl.read_ndjson(p) for p in sorted((tmp_path / "s").glob("*.jsonl"))]
     assert [f.height for f in frames] == [9, 8, 8]

@@ -27,14 +27,26 @@ def ui(tmp_path: Path, landing: Path) -> Iterator[tuple[str, Path]]:
     home, store = tmp_path / "home", tmp_path / "store"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "RAISING_STORE_DIR": str(store),
-           "RAISING_LANDING_DIR": str(landing)}
-    subprocess.run([str(BIN / "raising"), "run", "--landing", str(landing), "--out", str(store)],
-                   env=env, check=True, capture_output=True, timeout=300)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "RAISING_STORE_DIR": str(store),
+        "RAISING_LANDING_DIR": str(landing),
+    }
+    subprocess.run(
+        [str(BIN / "raising"), "run", "--landing", str(landing), "--out", str(store)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     port = _free_port()
     server = subprocess.Popen(
         [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -71,15 +83,23 @@ def test_ui_shows_the_assets_runs_and_published_metadata(ui: tuple[str, Path]) -
     url, _ = ui
     nodes = _graphql(url, "{ assetNodes { assetKey { path } groupName } }")["assetNodes"]
     assert {n["assetKey"]["path"][0] for n in nodes} == {
-        "raw_docs", "first_person_docs", "experiential_docs", "social_docs", "scored_docs",
-        "ordered_docs", "training_ready_corpus",
+        "raw_docs",
+        "first_person_docs",
+        "experiential_docs",
+        "social_docs",
+        "scored_docs",
+        "ordered_docs",
+        "training_ready_corpus",
     }
     assert {n["groupName"] for n in nodes} == {"raising"}
     runs = _graphql(url, "{ runsOrError { ... on Runs { results { jobName status } } } }")
     results = runs["runsOrError"]["results"]
     assert {r["status"] for r in results} == {"SUCCESS"}
-    assert sorted(r["jobName"] for r in results) == ["publish_curriculum", "raise_shard",
-                                                     "raise_shard"]
+    assert sorted(r["jobName"] for r in results) == [
+        "publish_curriculum",
+        "raise_shard",
+        "raise_shard",
+    ]
     published = _graphql(
         url,
         """{ assetOrError(assetKey: {path: ["training_ready_corpus"]}) { ... on Asset {

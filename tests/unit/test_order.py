@@ -7,6 +7,7 @@ import pytest
 
 from raising_dagster.config import CurriculumSettings, load_settings
 from raising_dagster.expectations.invariants import curriculum_ordered
+from raising_dagster.schema import RAW_SCHEMA
 from raising_dagster.stages import rewrite
 from raising_dagster.stages.order import connect, order_records
 from raising_dagster.stages.score import score_docs
@@ -43,9 +44,11 @@ def _raw(docs: list[dict[str, str]]) -> pl.DataFrame:
                 "text": d["text"],
                 "meta": "{}",
                 "input_sha": "",
+                "safety_flag": None,
             }
             for i, d in enumerate(docs)
-        ]
+        ],
+        schema=RAW_SCHEMA,
     )
 
 

@@ -143,6 +143,7 @@ def test_scores_rise_from_definition_to_dilemma(settings: RaisingSettings) -> No
             "shard": "s",
             "kind": ["definition", "fable", "dilemma"],
             "text": [DEFINITION, FABLE, DILEMMA],
+            "safety_flag": None,
         }
     )
     scored = score_docs(frame, settings.codex, settings.scoring)
@@ -159,7 +160,9 @@ def test_scores_rise_from_definition_to_dilemma(settings: RaisingSettings) -> No
 def test_flesch_kincaid_matches_the_formula_on_a_known_text(settings: RaisingSettings) -> None:
     # 2 sentences, 13 words, 16 syllables (make: 1, table: 2, apples: 2, under: 2)
     text = "We make a table for the cat. She ate apples under the tree."
-    frame = pl.DataFrame({"doc_id": ["x"], "shard": "s", "kind": "story", "text": [text]})
+    frame = pl.DataFrame(
+        {"doc_id": ["x"], "shard": "s", "kind": "story", "text": [text], "safety_flag": None}
+    )
     scored = score_docs(frame, settings.codex, settings.scoring)
     assert scored["n_words"][0] == 13 and scored["n_sentences"][0] == 2
     assert scored["fk_grade"][0] == pytest.approx(0.39 * 13 / 2 + 11.8 * 16 / 13 - 15.59, abs=0.01)
