@@ -150,6 +150,7 @@ class CurriculumStage(BaseModel):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     max_difficulty_quantile: float = Field(gt=0.0, le=1.0)
+    max_values: int | None = Field(default=None, ge=0)
 
 
 class CurriculumSettings(BaseModel):
@@ -159,7 +160,7 @@ class CurriculumSettings(BaseModel):
 
     stages: list[CurriculumStage] = Field(
         default_factory=lambda: [
-            CurriculumStage(name="foundations", max_difficulty_quantile=0.4),
+            CurriculumStage(name="foundations", max_difficulty_quantile=0.4, max_values=3),
             CurriculumStage(name="examples", max_difficulty_quantile=0.8),
             CurriculumStage(name="dilemmas", max_difficulty_quantile=1.0),
         ],
@@ -168,6 +169,11 @@ class CurriculumSettings(BaseModel):
     dilemma_stage: str | None = "dilemmas"
     seed: int = 20250601
     social_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    pacing: Literal["step", "linear", "root"] = "step"
+    initial_competence: float = Field(default=0.2, ge=0.0, lt=1.0)
+    value_heavy_start: float = Field(default=0.0, ge=0.0, lt=1.0)
+    value_heavy_min_values: int = Field(default=3, ge=1)
+    safety_policy: Literal["recontextualize", "exclude"] = "recontextualize"
     records_per_file: int = Field(default=50_000, ge=1)
 
     @model_validator(mode="after")

@@ -38,6 +38,10 @@ class StoreLayout:
         return self.root / "ordered_docs" / "ordered.parquet"
 
     @property
+    def exclusions_file(self) -> Path:
+        return self.root / "ordered_docs" / "exclusions.parquet"
+
+    @property
     def training_dir(self) -> Path:
         return self.root / "training_ready"
 

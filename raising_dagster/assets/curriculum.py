@@ -4,6 +4,7 @@ import json
 import uuid
 from importlib.metadata import version
 
+import polars as pl
 from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
@@ -28,7 +29,7 @@ from raising_dagster.stages.pack import (
     stage_summaries,
     write_parts,
 )
-from raising_dagster.store import StoreLayout, replace_dir, write_json
+from raising_dagster.store import StoreLayout, replace_dir, write_json, write_parquet
 
 CURRICULUM_ORDERED = "positions_contiguous_and_stages_non_decreasing"
 _RENDERINGS = ("scored_docs", "experiential_docs", "social_docs")
@@ -76,9 +77,12 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
             layout.ordered_file,
             settings.curriculum,
         )
-        outcome = curriculum_ordered(con, layout.ordered_file)
+        outcome = curriculum_ordered(con, layout.ordered_file, settings.curriculum)
+        exclusions = con.sql("SELECT * FROM excluded ORDER BY shard, doc_id, variant").pl()
     finally:
         con.close()
+    write_parquet(exclusions, layout.exclusions_file)
+    by_reason = dict(exclusions.group_by("reason").len().sort("reason").iter_rows())
     write_json(
         {"shards": ready, "pending": pending}, layout.ordered_file.with_suffix(".shards.json")
     )
@@ -87,6 +91,7 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
             "records": int(summary["records"].sum()),
             "shards": MetadataValue.json(ready),
             "pending_shards": MetadataValue.json(pending),
+            "exclusions_by_reason": MetadataValue.json(by_reason),
             "stages": MetadataValue.md(
                 "| stage | variant | records | positions |\n|---|---|---|---|\n"
                 + "\n".join(
@@ -135,6 +140,13 @@ def training_ready_corpus(
         "social_share": settings.curriculum.social_share,
         "seed": settings.curriculum.seed,
         "input_shards": [json.loads(layout.shard_stats(k).read_text()) for k in shards],
+        "exclusions_by_reason": dict(
+            pl.read_parquet(layout.exclusions_file)
+            .group_by("reason")
+            .len()
+            .sort("reason")
+            .iter_rows()
+        ),
     }
     write_json(manifest, staging / "manifest.json")
     replace_dir(staging, target)

@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from raising_dagster.config import CurriculumSettings
 from raising_dagster.stages.framing import framed
 from raising_dagster.stages.order import run_sql
 
@@ -49,25 +50,35 @@ def framing_coverage(records: pl.DataFrame, variant: str, min_share: float) -> O
     )
 
 
-def curriculum_ordered(con: duckdb.DuckDBPyConnection, ordered_file: Path) -> Outcome:
-    """Positions are 0..n-1 without gaps or repeats, and stages never go back along position."""
-    ((n, distinct, lo, hi, backwards),) = run_sql(
+def curriculum_ordered(
+    con: duckdb.DuckDBPyConnection, ordered_file: Path, curriculum: CurriculumSettings
+) -> Outcome:
+    """Positions are 0..n-1 without gaps or repeats; pacing time never goes back along position
+    (but once, where held value-heavy records start); with step pacing and no hold-back, stages
+    never go back either."""
+    ((n, distinct, lo, hi, stage_back, time_back),) = run_sql(
         con,
         f"""SELECT count(*), count(DISTINCT position), min(position), max(position),
-                   count(*) FILTER (WHERE stage_index < prev)
-            FROM (SELECT position, stage_index,
-                         lag(stage_index) OVER (ORDER BY position) AS prev
+                   count(*) FILTER (WHERE stage_index < prev_stage),
+                   count(*) FILTER (WHERE pacing_time < prev_time)
+            FROM (SELECT position, stage_index, pacing_time,
+                         lag(stage_index) OVER (ORDER BY position) AS prev_stage,
+                         lag(pacing_time) OVER (ORDER BY position) AS prev_time
                   FROM read_parquet('{ordered_file}'))""",
     )
-    contiguous = n == 0 or (distinct == n and lo == 0 and hi == n - 1)
-    problems = (
-        []
-        if contiguous
-        else [f"positions not 0..{n - 1} contiguous (min {lo}, max {hi}, {distinct} distinct)"]
-    )
-    problems += [f"{backwards} records step back to an earlier stage"] if backwards else []
+    held = curriculum.value_heavy_start > 0
+    problems = []
+    if n and not (distinct == n and lo == 0 and hi == n - 1):
+        problems.append(
+            f"positions not 0..{n - 1} contiguous (min {lo}, max {hi}, {distinct} distinct)"
+        )
+    if time_back > (1 if held else 0):
+        problems.append(f"pacing time goes back {time_back} times along position")
+    if curriculum.pacing == "step" and not held and stage_back:
+        problems.append(f"{stage_back} records step back to an earlier stage")
     return Outcome(
         not problems,
-        "; ".join(problems) or f"{n} records, positions 0..{n - 1}, stages non-decreasing",
-        {"records": n, "stage_regressions": backwards},
+        "; ".join(problems)
+        or f"{n} records, positions 0..{n - 1}, {curriculum.pacing} pacing kept",
+        {"records": n, "stage_regressions": stage_back, "pacing_regressions": time_back},
     )

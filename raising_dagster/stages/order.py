@@ -1,13 +1,24 @@
 """The scaffolded curriculum: a global, deterministic order over every shard, computed in DuckDB.
 
-Only keys (ids, scores, stage) are sorted; texts are joined in and streamed to the output file by
-DuckDB, which spills to disk past its memory limit. Rules, in order:
-1. `stage_index` from the document's difficulty quantile over the whole corpus (`cume_dist`, ties
-   broken by shard and id): the first stage whose `max_difficulty_quantile` covers it.
-2. A document flagged as a value dilemma goes at least to the configured `dilemma_stage`.
-3. Records: every document's experiential rendering, plus its dialogue for a seeded `social_share`.
-4. Inside a stage: in the first stage, simple value definitions lead; then a seeded shuffle
-   (md5 of seed, variant, shard and id). `position` numbers the records 0..n-1.
+Only keys (ids, scores, stage, token counts) are sorted; texts are joined in and streamed to the
+output by DuckDB, which spills to disk past its memory limit. The rules:
+1. `stage_index`: the first stage whose `max_difficulty_quantile` covers the document's corpus-wide
+   difficulty quantile (`cume_dist`, ties broken by shard and id); raised to the first stage whose
+   `max_values` admits its number of values; raised to `dilemma_stage` for value dilemmas.
+2. Records: every document's experiential rendering, plus its dialogue for a seeded `social_share`.
+   Safety-flagged documents: with `safety_policy: exclude` they leave the curriculum; with
+   `recontextualize` they keep their (recontextualized) experiential rendering but no dialogue.
+   Either way each is listed in the exclusions table with its reason.
+3. `pacing_time` in [0, 1): when a record is placed along training. Each record has a rank
+   r = (stage_index + q) / n_stages, q its difficulty percent-rank within its stage, and a seeded
+   uniform u (md5 of seed, variant, shard, id). It becomes available at t(r), the inverse of the
+   competence function c(t): `step` keeps whole stages in blocks, (stage_index + u) / n_stages;
+   `linear` c(t) = c0 + (1 - c0) t; `root` c(t) = sqrt(c0^2 + (1 - c0^2) t), c0 the
+   `initial_competence`; and is placed at t(r) + (1 - t(r)) u, so stages mix along position.
+   Simple value definitions of the first stage lead the whole curriculum.
+4. `value_heavy_start` s > 0: records with at least `value_heavy_min_values` values wait until the
+   other records have filled a share s of the corpus's tokens (counted on the source documents).
+5. `position` numbers the records 0..n-1 by (hold-back, pacing_time, md5 tie-break).
 """
 
 from __future__ import annotations
@@ -41,23 +52,48 @@ def connect(memory_limit: str = "2GB", temp_dir: Path | None = None) -> duckdb.D
     return con
 
 
-def _stage_case(curriculum: CurriculumSettings) -> str:
-    arms = " ".join(
-        f"WHEN dq <= {s.max_difficulty_quantile!r} THEN {i}"
-        for i, s in enumerate(curriculum.stages)
-    )
-    stage = f"CASE {arms} ELSE {len(curriculum.stages) - 1} END"
-    if curriculum.dilemma_stage is None:
-        return stage
-    dilemma = curriculum.stage_names.index(curriculum.dilemma_stage)
-    return f"greatest({stage}, CASE WHEN is_dilemma THEN {dilemma} ELSE 0 END)"
-
-
 def sql_files(paths: list[Path]) -> str:
     """A DuckDB list literal of file paths, for read_parquet."""
     if not paths:
         raise ValueError("no input files")
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _stage_case(curriculum: CurriculumSettings) -> str:
+    by_quantile = " ".join(
+        f"WHEN dq <= {s.max_difficulty_quantile!r} THEN {i}"
+        for i, s in enumerate(curriculum.stages)
+    )
+    last = len(curriculum.stages) - 1
+    parts = [f"CASE {by_quantile} ELSE {last} END"]
+    by_values = " ".join(
+        f"WHEN n_values <= {s.max_values} THEN {i}"
+        for i, s in enumerate(curriculum.stages)
+        if s.max_values is not None
+    )
+    if by_values:
+        first_open = next(
+            (i for i, s in enumerate(curriculum.stages) if s.max_values is None), last
+        )
+        parts.append(f"CASE {by_values} ELSE {first_open} END")
+    if curriculum.dilemma_stage is not None:
+        dilemma = curriculum.stage_names.index(curriculum.dilemma_stage)
+        parts.append(f"CASE WHEN is_dilemma THEN {dilemma} ELSE 0 END")
+    return f"greatest({', '.join(parts)})" if len(parts) > 1 else parts[0]
+
+
+def _available_at(curriculum: CurriculumSettings) -> str:
+    """SQL for t(r), the pacing time from which a record of rank r may appear."""
+    c0 = curriculum.initial_competence
+    if curriculum.pacing == "linear":
+        return f"greatest(0.0, (r - {c0!r}) / (1 - {c0!r}))"
+    return f"greatest(0.0, (r * r - {c0 * c0!r}) / (1 - {c0 * c0!r}))"
+
+
+def _pacing_time(curriculum: CurriculumSettings) -> str:
+    if curriculum.pacing == "step":
+        return f"(stage_index + u) / {len(curriculum.stages)}"
+    return f"{_available_at(curriculum)} + (1 - {_available_at(curriculum)}) * u"
 
 
 def order_records(
@@ -68,31 +104,73 @@ def order_records(
     out_file: Path,
     curriculum: CurriculumSettings,
 ) -> pl.DataFrame:
-    """Write every curriculum record in order to `out_file`; returns a per-stage summary."""
+    """Write every curriculum record in order to `out_file`; returns a per-stage summary.
+    The exclusions (document, shard, variant, reason) stay in the temp table `excluded`."""
     seed = int(curriculum.seed)
     share_ppm = round(curriculum.social_share * _PPM)
+    n_stages = len(curriculum.stages)
     names = "[" + ", ".join(f"'{n}'" for n in curriculum.stage_names) + "]"
+    exclude = curriculum.safety_policy == "exclude"
+    hold = curriculum.value_heavy_start > 0
+    run_sql(
+        con,
+        f"""
+        CREATE OR REPLACE TEMP TABLE keyed AS
+        WITH s AS (
+            SELECT doc_id, shard, difficulty, is_dilemma, is_value_definition, n_values, n_tokens,
+                   safety_flag, "values",
+                   cume_dist() OVER (ORDER BY difficulty, shard, doc_id) AS dq
+            FROM read_parquet({sql_files(scored)})
+        )
+        SELECT *, {_stage_case(curriculum)} AS stage_index FROM s
+        """,
+    )
+    run_sql(
+        con,
+        f"""
+        CREATE OR REPLACE TEMP TABLE excluded AS
+        SELECT shard, doc_id, 'all' AS variant, 'safety_excluded:' || safety_flag AS reason
+        FROM keyed WHERE {exclude} AND safety_flag IS NOT NULL
+        UNION ALL
+        SELECT shard, doc_id, 'social', 'safety_recontextualized_no_dialogue:' || safety_flag
+        FROM keyed WHERE NOT {exclude} AND safety_flag IS NOT NULL
+        """,
+    )
     run_sql(
         con,
         f"""
         CREATE OR REPLACE TEMP TABLE placed AS
-        WITH s AS (
-            SELECT doc_id, shard, difficulty, is_dilemma, is_value_definition, "values",
-                   cume_dist() OVER (ORDER BY difficulty, shard, doc_id) AS dq
-            FROM read_parquet({sql_files(scored)})
-        ), k AS (
-            SELECT *, {_stage_case(curriculum)} AS stage_index FROM s
-        ), r AS (
-            SELECT k.*, v.variant FROM k CROSS JOIN (VALUES ('experiential'), ('social')) v(variant)
-            WHERE v.variant = 'experiential'
-               OR md5_number('{seed}:social:' || shard || '/' || doc_id) % {_PPM} < {share_ppm}
+        WITH r0 AS (
+            SELECT k.*, v.variant,
+                   (md5_number('{seed}:order:' || v.variant || ':' || shard || '/' || doc_id)
+                    % {_PPM}) / {_PPM}.0 AS u
+            FROM keyed k CROSS JOIN (VALUES ('experiential'), ('social')) v(variant)
+            WHERE (safety_flag IS NULL OR (NOT {exclude} AND v.variant = 'experiential'))
+              AND (v.variant = 'experiential'
+                   OR md5_number('{seed}:social:' || shard || '/' || doc_id) % {_PPM} < {share_ppm})
+        ), r1 AS (
+            SELECT *, (stage_index + percent_rank() OVER (
+                PARTITION BY stage_index ORDER BY difficulty, shard, doc_id, variant)) / {n_stages}
+                AS r
+            FROM r0
+        ), r2 AS (
+            SELECT *,
+                   CASE WHEN is_value_definition AND stage_index = 0 THEN 0.0
+                        ELSE {_pacing_time(curriculum)} END AS pacing_time,
+                   {hold} AND n_values >= {curriculum.value_heavy_min_values} AS held
+            FROM r1
+        ), r3 AS (
+            SELECT *,
+                   NOT held AND coalesce(sum(CASE WHEN held THEN 0 ELSE n_tokens END) OVER (
+                       ORDER BY held, pacing_time, md5('{seed}:' || variant || shard || doc_id)
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                   < {curriculum.value_heavy_start!r} * sum(n_tokens) OVER () AS before_hold
+            FROM r2
         )
         SELECT *, row_number() OVER (
-            ORDER BY stage_index,
-                     (is_value_definition AND stage_index = 0) DESC,
-                     md5('{seed}:order:' || variant || ':' || shard || '/' || doc_id)
+            ORDER BY before_hold DESC, pacing_time, md5('{seed}:' || variant || shard || doc_id)
         ) - 1 AS position
-        FROM r
+        FROM r3
         """,
     )
     out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +181,7 @@ def order_records(
         COPY (
             SELECT p.position, {names}[p.stage_index + 1] AS stage, p.stage_index, p.variant,
                    r.text, r.source_doc_id || '#' || p.variant AS doc_id, r.source_doc_id, r.shard,
-                   r.kind, p.difficulty, p."values",
+                   r.kind, p.difficulty, p."values", round(p.pacing_time, 6) AS pacing_time,
                    len(regexp_extract_all(r.text, '\\w+|[^\\w\\s]')) AS n_tokens, {_LINEAGE}
             FROM placed p
             JOIN (

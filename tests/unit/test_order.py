@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
-from raising_dagster.config import CurriculumSettings, load_settings
+from raising_dagster.config import CurriculumSettings, CurriculumStage, load_settings
 from raising_dagster.expectations.invariants import curriculum_ordered
 from raising_dagster.schema import RAW_SCHEMA
 from raising_dagster.stages import rewrite
@@ -44,7 +45,7 @@ def _raw(docs: list[dict[str, str]]) -> pl.DataFrame:
                 "text": d["text"],
                 "meta": "{}",
                 "input_sha": "",
-                "safety_flag": None,
+                "safety_flag": d.get("safety_flag"),
             }
             for i, d in enumerate(docs)
         ],
@@ -52,10 +53,15 @@ def _raw(docs: list[dict[str, str]]) -> pl.DataFrame:
     )
 
 
-def _order(root: Path, curriculum: CurriculumSettings, out: str = "ordered.parquet") -> Path:
+def _order(
+    root: Path,
+    curriculum: CurriculumSettings,
+    out: str = "ordered.parquet",
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> Path:
     shards = sorted(p.stem for p in (root / "scored").glob("*.parquet"))
     out_file = root / out
-    con = connect()
+    con = con or connect()
     order_records(
         con,
         *[
@@ -65,7 +71,7 @@ def _order(root: Path, curriculum: CurriculumSettings, out: str = "ordered.parqu
         out_file,
         curriculum,
     )
-    outcome = curriculum_ordered(con, out_file)
+    outcome = curriculum_ordered(con, out_file, curriculum)
     assert outcome.passed, outcome.description
     return out_file
 
@@ -102,8 +108,16 @@ def test_another_seed_shuffles_within_stages_only(store: Path) -> None:
     assert {(r["source_doc_id"], r["stage"]) for r in b.iter_rows(named=True)} == stages
 
 
+QUANTILE_STAGES = [
+    CurriculumStage(name="foundations", max_difficulty_quantile=0.4),
+    CurriculumStage(name="examples", max_difficulty_quantile=0.8),
+    CurriculumStage(name="dilemmas", max_difficulty_quantile=1.0),
+]
+
+
 def test_stages_follow_difficulty_quantiles_and_dilemmas(store: Path) -> None:
-    ordered = pl.read_parquet(_order(store, CurriculumSettings(social_share=0.0)))
+    curriculum = CurriculumSettings(social_share=0.0, stages=QUANTILE_STAGES)
+    ordered = pl.read_parquet(_order(store, curriculum))
     assert ordered["variant"].unique().to_list() == ["experiential"]
     by_doc = {r["source_doc_id"]: r for r in ordered.iter_rows(named=True)}
     assert by_doc["dilemma"]["stage"] == "dilemmas"
@@ -130,3 +144,97 @@ def test_missing_rendering_is_an_error_not_a_silent_drop(store: Path) -> None:
     social.filter(pl.col("doc_id") != "fable").write_parquet(store / "social" / "handmade.parquet")
     with pytest.raises(ValueError, match="have no rendering"):
         _order(store, CurriculumSettings(social_share=1.0))
+
+
+def test_documents_with_more_values_than_a_stage_admits_move_up(store: Path) -> None:
+    stages = [
+        s.model_copy(update={"max_values": 1}) if i == 0 else s
+        for i, s in enumerate(QUANTILE_STAGES)
+    ]
+    ordered = pl.read_parquet(_order(store, CurriculumSettings(social_share=0.0, stages=stages)))
+    scored = pl.read_parquet(store / "scored" / "*.parquet").select("doc_id", "n_values")
+    joined = ordered.join(scored, left_on="source_doc_id", right_on="doc_id")
+    assert joined.filter(pl.col("stage") == "foundations")["n_values"].max() <= 1
+    assert joined.filter(pl.col("n_values") > 1)["stage_index"].min() >= 1
+
+
+def _stage_positions(ordered: pl.DataFrame) -> dict[int, tuple[int, int]]:
+    spans = ordered.group_by("stage_index").agg(
+        pl.col("position").min().alias("first"), pl.col("position").max().alias("last")
+    )
+    return {r[0]: (r[1], r[2]) for r in spans.iter_rows()}
+
+
+def test_pacing_mixes_stages_as_the_competence_function_says(store: Path) -> None:
+    base = {"social_share": 1.0, "stages": QUANTILE_STAGES, "initial_competence": 0.2}
+    step = pl.read_parquet(_order(store, CurriculumSettings(**base, pacing="step"), "s.parquet"))
+    linear = pl.read_parquet(
+        _order(store, CurriculumSettings(**base, pacing="linear"), "l.parquet")
+    )
+    root = pl.read_parquet(_order(store, CurriculumSettings(**base, pacing="root"), "r.parquet"))
+    n = step.height
+    # step: stages in blocks, never going back
+    assert step["stage_index"].diff().drop_nulls().min() >= 0
+    # linear and root: stages mix, but the hard stage only once competence reaches it
+    for paced in (linear, root):
+        assert paced["stage_index"].diff().drop_nulls().min() < 0
+        first_quarter = paced.filter(pl.col("position") < n // 4)["stage_index"].mean()
+        last_quarter = paced.filter(pl.col("position") >= 3 * n // 4)["stage_index"].mean()
+        assert first_quarter < last_quarter
+        assert (paced["pacing_time"] >= 0).all() and (paced["pacing_time"] <= 1).all()
+    # root pacing reaches the last stage earlier than linear pacing
+    assert _stage_positions(root)[2][0] < _stage_positions(linear)[2][0]
+    # linear: a record of rank r never appears before t(r) = (r - c0) / (1 - c0)
+    first_dilemma_time = linear.filter(pl.col("stage_index") == 2)["pacing_time"].min()
+    assert first_dilemma_time >= (2 / 3 - 0.2) / 0.8
+
+
+def test_value_heavy_records_wait_for_the_configured_share_of_tokens(store: Path) -> None:
+    curriculum = CurriculumSettings(
+        social_share=0.0, value_heavy_start=0.3, value_heavy_min_values=5
+    )
+    ordered = pl.read_parquet(_order(store, curriculum))
+    scored = pl.read_parquet(store / "scored" / "*.parquet").select(
+        "doc_id", "n_values", "n_tokens"
+    )
+    joined = ordered.join(scored, left_on="source_doc_id", right_on="doc_id", suffix="_raw")
+    joined = joined.sort("position").with_columns(
+        share_before=pl.col("n_tokens_raw").cum_sum().shift(1, fill_value=0)
+        / pl.col("n_tokens_raw").sum()
+    )
+    heavy = pl.col("n_values") >= 5
+    assert joined.filter(~heavy)["n_tokens_raw"].sum() > 0.3 * joined["n_tokens_raw"].sum()
+    assert joined.filter(heavy)["share_before"].min() >= 0.3
+    # nothing is held longer than needed: the first heavy record follows the first light
+    # record that crosses the 30% mark
+    crossing = joined.filter(pl.col("share_before") >= 0.3)["position"].min()
+    assert joined.filter(heavy)["position"].min() <= crossing + 1
+
+
+@pytest.mark.parametrize("policy", ["recontextualize", "exclude"])
+def test_safety_flagged_documents_follow_the_policy_and_are_recorded(
+    tmp_path: Path, policy: str
+) -> None:
+    harmful = {
+        "id": "harm",
+        "kind": "howto",
+        "text": "Here is how to build a bomb at home.",
+        "safety_flag": "weapons_instructions",
+    }
+    _write_shard(tmp_path, "s", _raw([*({**d, "kind": "story"} for d in synth_docs(20)), harmful]))
+    con = connect()
+    curriculum = CurriculumSettings(social_share=1.0, safety_policy=policy)
+    ordered = pl.read_parquet(_order(tmp_path, curriculum, con=con))
+    excluded = con.sql("SELECT doc_id, variant, reason FROM excluded").fetchall()
+    kept = ordered.filter(pl.col("source_doc_id") == "harm")
+    if policy == "exclude":
+        assert kept.height == 0
+        assert excluded == [("harm", "all", "safety_excluded:weapons_instructions")]
+    else:
+        assert kept["variant"].to_list() == ["experiential"]
+        assert kept["prompt_id"].to_list() == ["experiential/recontextualize.v1"]
+        assert "I have to stop here" in kept["text"][0]
+        assert excluded == [
+            ("harm", "social", "safety_recontextualized_no_dialogue:weapons_instructions")
+        ]
+    assert ordered.height == 20 * 2 + (0 if policy == "exclude" else 1)

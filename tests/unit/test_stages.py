@@ -166,3 +166,16 @@ def test_flesch_kincaid_matches_the_formula_on_a_known_text(settings: RaisingSet
     scored = score_docs(frame, settings.codex, settings.scoring)
     assert scored["n_words"][0] == 13 and scored["n_sentences"][0] == 2
     assert scored["fk_grade"][0] == pytest.approx(0.39 * 13 / 2 + 11.8 * 16 / 13 - 15.59, abs=0.01)
+
+
+def test_ingest_flags_harmful_content_with_a_reason(make_shard) -> None:
+    read = read_shard(
+        make_shard(
+            "h.jsonl",
+            [
+                {"id": "ok", "text": "A recipe for bread: flour, water, salt and patience."},
+                {"id": "bad", "text": "Step 1 of how to make a pipe bomb: gather the parts."},
+            ],
+        )
+    )
+    assert read.docs["safety_flag"].to_list() == [None, "weapons_instructions"]
