@@ -86,13 +86,17 @@ def run(
 def _summary(out: Path, n_shards: int, home: Path) -> None:
     manifest = json.loads((out / "training_ready" / "manifest.json").read_text())
     click.echo(
-        f"\nPublished {manifest['records']} records ({manifest['tokens']} approx. tokens) "
-        f"from {n_shards} shards."
+        f"\nPublished {manifest['records']} records from {n_shards} shards: "
+        + (
+            f"{manifest['tokens']} tokens ({manifest['tokenized']['tokenizer']} tokenizer)."
+            if manifest["tokenized"]["enabled"]
+            else f"about {manifest['approx_tokens']} tokens (no tokenizer)."
+        )
     )
     for stage in manifest["stages"]:
         click.echo(
-            f"  {stage['name']:<12} {stage['records']:>7} records  positions "
-            f"{stage['first_position']}..{stage['last_position']}"
+            f"  {stage['name']:<12} {stage['records']:>7} records {stage.get('tokens', ''):>9} "
+            f"tokens  positions {stage['first_position']}..{stage['last_position']}"
         )
     quarantined = sum(s["quarantined"] for s in manifest["input_shards"])
     click.echo(f"Training-ready corpus: {out / 'training_ready'}")

@@ -221,6 +221,17 @@ class ScoringSettings(BaseModel):
         return weights
 
 
+class TokenizerSettings(BaseModel):
+    """Tokenized output: a `tokenizer.json` file or HF tokenizer folder (default: the embedded
+    teacher's SmolLM2 tokenizer shipped with the package)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    path: Path | None = None
+    append_eos: bool = True
+
+
 class CheckSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -241,6 +252,7 @@ class RaisingSettings(BaseSettings):
     teacher: TeacherSettings = Field(default_factory=TeacherSettings)
     curriculum: CurriculumSettings = Field(default_factory=CurriculumSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    tokenizer: TokenizerSettings = Field(default_factory=TokenizerSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
 
     @cached_property

@@ -1,8 +1,10 @@
 """`ordered_docs` (the scaffolded curriculum over all shards) and `training_ready_corpus`."""
 
+import base64
 import json
+import shutil
 import uuid
-from importlib.metadata import version
+from pathlib import Path
 
 import polars as pl
 from dagster import (
@@ -17,18 +19,11 @@ from dagster import (
 from raising_dagster.assets.common import GROUP, check_result, stage_code_version
 from raising_dagster.assets.framing import experiential_docs, social_docs
 from raising_dagster.assets.scored import scored_docs
-from raising_dagster.config import model_sha
 from raising_dagster.expectations.invariants import curriculum_ordered
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
 from raising_dagster.stages.order import connect, order_records
-from raising_dagster.stages.pack import (
-    FORMAT,
-    TOKEN_METHOD,
-    prompts_used,
-    stage_summaries,
-    write_parts,
-)
+from raising_dagster.stages.pack import build_training_corpus
 from raising_dagster.store import StoreLayout, replace_dir, write_json, write_parquet
 
 CURRICULUM_ORDERED = "positions_contiguous_and_stages_non_decreasing"
@@ -110,44 +105,29 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
 def training_ready_corpus(
     context: AssetExecutionContext, raising: RaisingResource
 ) -> MaterializeResult:
-    """The curriculum as Parquet parts plus manifest.json, swapped in whole or not at all."""
+    """The curriculum as Parquet parts, token ids (.bin/.idx), plots and manifest.json, swapped in
+    whole or not at all."""
     settings = raising.settings
     layout = raising.layout
     target = layout.training_dir
     staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex}")
     shards = json.loads(layout.ordered_file.with_suffix(".shards.json").read_text())["shards"]
+    exclusions = pl.read_parquet(layout.exclusions_file).group_by("reason").len().sort("reason")
     con = connect(temp_dir=layout.root / ".duckdb_tmp")
     try:
-        files = write_parts(con, layout.ordered_file, staging, settings.curriculum.records_per_file)
-        parts = str(staging / "part-*.parquet")
-        stages = stage_summaries(con, parts, settings.codex, settings.curriculum.stage_names)
-        prompts = prompts_used(con, parts)
+        manifest = build_training_corpus(
+            con,
+            layout.ordered_file,
+            staging,
+            settings,
+            [json.loads(layout.shard_stats(k).read_text()) for k in shards],
+            dict(exclusions.iter_rows()),
+        )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     finally:
         con.close()
-    manifest = {
-        "format": FORMAT,
-        "created_by": f"raising-dagster {version('raising-dagster')}",
-        "records": sum(f["records"] for f in files),
-        "tokens": sum(s["tokens"] for s in stages),
-        "token_count_method": TOKEN_METHOD,
-        "files": files,
-        "stages": stages,
-        "stage_boundaries": [s["first_position"] for s in stages],
-        "config_sha": settings.config_sha(),
-        "codex_sha": model_sha(settings.codex),
-        "identity_sha": model_sha(settings.identity),
-        "prompts": prompts,
-        "social_share": settings.curriculum.social_share,
-        "seed": settings.curriculum.seed,
-        "input_shards": [json.loads(layout.shard_stats(k).read_text()) for k in shards],
-        "exclusions_by_reason": dict(
-            pl.read_parquet(layout.exclusions_file)
-            .group_by("reason")
-            .len()
-            .sort("reason")
-            .iter_rows()
-        ),
-    }
     write_json(manifest, staging / "manifest.json")
     replace_dir(staging, target)
     context.log.info("published %s records to %s", manifest["records"], target)
@@ -155,9 +135,21 @@ def training_ready_corpus(
         metadata={
             "records": manifest["records"],
             "tokens": manifest["tokens"],
-            "files": len(files),
-            "stages": _stage_table(stages),
-            "value_coverage": MetadataValue.json({s["name"]: s["value_coverage"] for s in stages}),
+            "tokenizer": manifest["tokenized"].get("tokenizer", "disabled"),
+            "files": len(manifest["files"]),
+            "stages": _stage_table(manifest["stages"]),
+            "value_coverage": MetadataValue.json(
+                {s["name"]: s["value_coverage"] for s in manifest["stages"]}
+            ),
+            **{
+                f"plot_{Path(p).stem}": MetadataValue.md(_png_markdown(target / p))
+                for p in manifest["plots"]
+            },
             "manifest": MetadataValue.path(str(target / "manifest.json")),
         }
     )
+
+
+def _png_markdown(path: Path) -> str:
+    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"![{path.stem}](data:image/png;base64,{encoded})"

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 
-from raising_dagster.config import ValueCodex
+from raising_dagster.config import RaisingSettings, ValueCodex, model_sha
+from raising_dagster.stages import plots
 from raising_dagster.stages.order import run_sql
+from raising_dagster.stages.tokenize import load_tokenizer, tokenize_parts
 
 FORMAT = "raising-dagster/training-ready/v1"
-TOKEN_METHOD = "regex pieces \\w+|[^\\w\\s] (approximate tokens)"
+APPROX_TOKEN_METHOD = "regex pieces \\w+|[^\\w\\s]"
+PLOTS = ("difficulty_by_stage.png", "value_coverage.png", "stage_mix.png")
 
 
 def write_parts(
@@ -95,3 +100,77 @@ def prompts_used(con: duckdb.DuckDBPyConnection, records_glob: str) -> list[dict
     ).fetchall()
     keys = ("teacher_backend", "teacher_model", "prompt_id", "prompt_sha", "records")
     return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def build_training_corpus(
+    con: duckdb.DuckDBPyConnection,
+    ordered_file: Path,
+    out_dir: Path,
+    settings: RaisingSettings,
+    input_shards: list[dict[str, Any]],
+    exclusions_by_reason: dict[str, int],
+) -> dict[str, Any]:
+    """Write the parts, the tokenized `.bin`/`.idx`, the plots and `manifest.json` into `out_dir`
+    (a staging folder); returns the manifest."""
+    curriculum = settings.curriculum
+    files = write_parts(con, ordered_file, out_dir, curriculum.records_per_file)
+    parts = str(out_dir / "part-*.parquet")
+    stages = stage_summaries(con, parts, settings.codex, curriculum.stage_names)
+    for stage in stages:
+        stage["approx_tokens"] = stage.pop("tokens")
+    tokenized: dict[str, Any] = {"enabled": settings.tokenizer.enabled}
+    if settings.tokenizer.enabled:
+        tokenizer, name = load_tokenizer(settings.tokenizer.path)
+        corpus = tokenize_parts(
+            sorted(out_dir.glob("part-*.parquet")),
+            tokenizer,
+            out_dir / "tokens",
+            settings.tokenizer.append_eos,
+        )
+        stage_of = np.array(
+            [
+                r[0]
+                for r in run_sql(
+                    con, f"SELECT stage_index FROM read_parquet('{parts}') ORDER BY position"
+                )
+            ],
+            dtype=np.int64,
+        )
+        per_stage = np.bincount(stage_of, weights=corpus.sizes, minlength=len(stages))
+        for stage in stages:
+            stage["tokens"] = int(per_stage[stage["index"]])
+        tokenized.update(
+            {
+                "tokenizer": name,
+                "vocab_size": tokenizer.get_vocab_size(),
+                "append_eos": settings.tokenizer.append_eos,
+                "dtype": corpus.dtype.name,
+                "bin": corpus.bin_file.name,
+                "idx": corpus.idx_file.name,
+                "format": "Megatron-LM MMapIndexedDataset v1 (see stages/tokenize.py)",
+                "tokens": int(corpus.sizes.sum()),
+            }
+        )
+    plots.difficulty_by_stage(con, parts, curriculum.stage_names, out_dir / "plots" / PLOTS[0])
+    plots.value_coverage(stages, settings.codex.names, out_dir / "plots" / PLOTS[1])
+    plots.stage_mix(con, parts, curriculum.stage_names, out_dir / "plots" / PLOTS[2])
+    return {
+        "format": FORMAT,
+        "created_by": f"raising-dagster {version('raising-dagster')}",
+        "records": sum(f["records"] for f in files),
+        "tokens": tokenized.get("tokens"),
+        "approx_tokens": sum(s["approx_tokens"] for s in stages),
+        "approx_token_method": APPROX_TOKEN_METHOD,
+        "tokenized": tokenized,
+        "files": files,
+        "stages": stages,
+        "stage_boundaries": [s["first_position"] for s in stages],
+        "curriculum": curriculum.model_dump(mode="json"),
+        "config_sha": settings.config_sha(),
+        "codex_sha": model_sha(settings.codex),
+        "identity_sha": model_sha(settings.identity),
+        "prompts": prompts_used(con, parts),
+        "input_shards": input_shards,
+        "exclusions_by_reason": exclusions_by_reason,
+        "plots": [f"plots/{p}" for p in PLOTS],
+    }

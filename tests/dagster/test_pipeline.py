@@ -10,6 +10,7 @@ from dagster import AssetKey, DagsterInstance
 from raising_dagster.resources import RaisingResource
 from raising_dagster.runner import run_pipeline
 from raising_dagster.schema import TRAINING_COLUMNS
+from raising_dagster.stages.tokenize import eos_id, load_tokenizer, read_tokenized
 from raising_dagster.teacher import TemplateTeacher
 from tests.conftest import write_jsonl
 
@@ -34,10 +35,22 @@ def test_two_shards_publish_an_ordered_corpus_with_manifest(
     assert set(TRAINING_COLUMNS) <= set(records.columns)
     assert records["position"].to_list() == list(range(records.height))
     assert manifest["records"] == records.height
-    assert manifest["tokens"] == records["n_tokens"].sum()
-    assert [s["records"] for s in manifest["stages"]] == [
-        records.filter(pl.col("stage") == s["name"]).height for s in manifest["stages"]
-    ]
+    assert manifest["approx_tokens"] == records["n_tokens"].sum()
+    for stage in manifest["stages"]:
+        rows = records.filter(pl.col("stage") == stage["name"])
+        assert stage["records"] == rows.height
+        assert stage["approx_tokens"] == rows["n_tokens"].sum()
+        if rows.height:
+            assert (stage["first_position"], stage["last_position"]) == (
+                rows["position"].min(),
+                rows["position"].max(),
+            )
+            for value, share in stage["value_coverage"].items():
+                expressed = rows["values"].list.contains(value).mean()
+                assert share == pytest.approx(expressed, abs=1e-5)
+            assert stage["difficulty_quantiles"]["p50"] == pytest.approx(
+                rows["difficulty"].quantile(0.5, "linear"), abs=1e-4
+            )
     assert records.filter(pl.col("variant") == "experiential").height == 6
     shards = {s["shard"]: s for s in manifest["input_shards"]}
     assert shards["beta.jsonl"]["records_in"] == 4
@@ -91,3 +104,57 @@ def test_failing_blocking_check_stops_publication_and_keeps_last_good_corpus(
     assert any("every_record_is_dialogue_with_i_speaking" in f for f in report.failures)
     assert any("fable-1" in f for f in report.failures)  # the offending records are named
     assert (store / "training_ready" / "manifest.json").read_bytes() == good
+
+
+def test_token_files_decode_back_to_the_parquet_texts(
+    tmp_path: Path, landing: Path, instance: DagsterInstance
+) -> None:
+    store = tmp_path / "store"
+    assert run_pipeline(
+        RaisingResource(landing_dir=str(landing), store_dir=str(store)), instance
+    ).published
+    out = store / "training_ready"
+    manifest = json.loads((out / "manifest.json").read_text())
+    records = pl.read_parquet(out / "part-*.parquet").sort("position")
+    tokenizer, _ = load_tokenizer(None)
+    sequences = read_tokenized(out / "tokens")
+    assert len(sequences) == records.height
+    eos = eos_id(tokenizer)
+    for ids, text in zip(sequences, records["text"], strict=True):
+        assert ids[-1] == eos
+        assert tokenizer.decode(ids[:-1].tolist(), skip_special_tokens=False) == text
+    assert manifest["tokens"] == sum(len(s) for s in sequences)
+    stage_tokens = {s["name"]: s["tokens"] for s in manifest["stages"]}
+    for name, total in stage_tokens.items():
+        positions = records.with_row_index().filter(pl.col("stage") == name)["index"]
+        assert total == sum(len(sequences[i]) for i in positions)
+    for plot in manifest["plots"]:
+        assert (out / plot).read_bytes().startswith(b"\x89PNG")
+
+
+def test_adding_a_shard_keeps_the_in_stage_order_of_the_others(
+    tmp_path: Path, landing: Path, instance: DagsterInstance, docs: list[dict]
+) -> None:
+    store = tmp_path / "store"
+    raising = RaisingResource(landing_dir=str(landing), store_dir=str(store))
+    assert run_pipeline(raising, instance).published
+    before = pl.read_parquet(store / "training_ready" / "part-*.parquet")
+    write_jsonl(landing / "gamma.jsonl", [{**d, "id": d["id"] + "-g"} for d in docs])
+    assert run_pipeline(raising, instance).published
+    after = pl.read_parquet(store / "training_ready" / "part-*.parquet")
+    manifest = json.loads((store / "training_ready" / "manifest.json").read_text())
+    assert [s["shard"] for s in manifest["input_shards"]] == [
+        "alpha.jsonl",
+        "beta.jsonl",
+        "gamma.jsonl",
+    ]
+    assert after.height > before.height
+    same_stage = before.join(after, on="doc_id", suffix="_after").filter(
+        pl.col("stage") == pl.col("stage_after")
+    )
+    for stage in same_stage["stage"].unique():
+        rows = same_stage.filter(pl.col("stage") == stage)
+        assert (
+            rows.sort("position")["doc_id"].to_list()
+            == rows.sort("position_after")["doc_id"].to_list()
+        )
