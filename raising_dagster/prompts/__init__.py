@@ -36,7 +36,12 @@ class Prompt:
         return sha256_hex(payload)
 
     def render(self, **context: Any) -> str:
-        return _ENV.from_string(self.source).render(**context).strip()
+        return _compile(self.source).render(**context).strip()
+
+
+@cache
+def _compile(source: str) -> jinja2.Template:
+    return _ENV.from_string(source)
 
 
 def _files() -> resources.abc.Traversable:

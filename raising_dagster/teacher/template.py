@@ -55,12 +55,18 @@ class TemplateTeacher:
         self.identity = identity
         roles = ("grandparent", "teacher", "peer", "mentor")
         self._people = {role: identity.person(role).model_dump() for role in roles}
+        self._identity = identity.model_dump()
+        self._shas: dict[str, str] = {}
 
     def prompt_sha(self, stage: Stage) -> str:
         return self._sha(PROMPT_IDS[stage])
 
     def _sha(self, prompt_id: str) -> str:
-        return sha256_hex(load_prompt(prompt_id).sha + model_sha(self.identity))
+        if prompt_id not in self._shas:
+            self._shas[prompt_id] = sha256_hex(
+                load_prompt(prompt_id).sha + model_sha(self.identity)
+            )
+        return self._shas[prompt_id]
 
     def _prompt_id(self, stage: Stage, request: RewriteRequest) -> str:
         if stage == "experiential" and request.safety_flag:
@@ -91,7 +97,7 @@ class TemplateTeacher:
             "values": values,
             "safety_flag": request.safety_flag,
             "people": self._people,
-            "identity": self.identity.model_dump(),
+            "identity": self._identity,
         }
         if stage == "first_person":
             context["text"] = request.text
