@@ -33,6 +33,10 @@ class StoreLayout:
     def quarantine_file(self, partition: str) -> Path:
         return self.root / "quarantine" / f"{partition}.parquet"
 
+    def dropped_file(self, partition: str) -> Path:
+        """Kept documents a stage chose not to place in the curriculum: doc_id, shard, reason."""
+        return self.root / "dropped" / f"{partition}.parquet"
+
     @property
     def ordered_file(self) -> Path:
         return self.root / "ordered_docs" / "ordered.parquet"

@@ -11,7 +11,7 @@ from raising_dagster.resources import RaisingResource
 from raising_dagster.runner import run_pipeline
 from raising_dagster.schema import TRAINING_COLUMNS
 from raising_dagster.teacher import TemplateTeacher
-from tests.conftest import write_jsonl
+from tests.conftest import HONESTY_CODEX, write_jsonl
 
 
 @pytest.fixture
@@ -25,7 +25,10 @@ def test_two_shards_publish_an_ordered_corpus_with_manifest(
 ) -> None:
     write_jsonl(landing / "beta.jsonl", [*json_lines(landing / "beta.jsonl"), "{broken"])
     store = tmp_path / "store"
-    report = run_pipeline(RaisingResource(landing_dir=str(landing), store_dir=str(store)), instance)
+    raising = RaisingResource(
+        landing_dir=str(landing), store_dir=str(store), codex_path=str(HONESTY_CODEX)
+    )
+    report = run_pipeline(raising, instance)
     assert report.failures == [] and report.published
     assert report.shards == ["alpha.jsonl", "beta.jsonl"]
 
@@ -78,7 +81,9 @@ def test_failing_blocking_check_stops_publication_and_keeps_last_good_corpus(
     tmp_path: Path, landing: Path, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = tmp_path / "store"
-    raising = RaisingResource(landing_dir=str(landing), store_dir=str(store))
+    raising = RaisingResource(
+        landing_dir=str(landing), store_dir=str(store), codex_path=str(HONESTY_CODEX)
+    )
     assert run_pipeline(raising, instance).published
     good = (store / "training_ready" / "manifest.json").read_bytes()
 
