@@ -8,6 +8,9 @@ import pytest
 
 from raising_dagster.config import RaisingSettings, load_settings
 
+# The codex the small `landing` corpus can carry (see the file): pass it to runs that publish.
+HONESTY_CODEX = Path(__file__).parent / "honesty_codex.yaml"
+
 FABLE = (
     "Once upon a time a fox saw grapes hanging high on a vine. He jumped and jumped but could not "
     "reach them. At last he walked away and said they were sour anyway. The moral: it is easy to "

@@ -1,10 +1,16 @@
 """What every asset shares: group, code versions, metadata previews, check results."""
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    MetadataValue,
+    PartitionsDefinition,
+)
 
 from raising_dagster.config import load_codex, load_identity, model_sha, sha256_hex
-from raising_dagster.expectations.invariants import Outcome
+from raising_dagster.expectations.invariants import Markdown, Outcome
 from raising_dagster.prompts import load_prompt
 from raising_dagster.teacher.base import Stage
 from raising_dagster.teacher.template import PROMPT_IDS
@@ -42,5 +48,16 @@ def check_result(name: str, outcome: Outcome) -> AssetCheckResult:
         passed=outcome.passed,
         severity=AssetCheckSeverity.ERROR,
         description=outcome.description,
-        metadata=outcome.metadata,
+        metadata={
+            k: MetadataValue.md(v) if isinstance(v, Markdown) else v
+            for k, v in outcome.metadata.items()
+        },
     )
+
+
+def blocking_check(
+    name: str, asset: str, partitions_def: PartitionsDefinition | None = None
+) -> AssetCheckSpec:
+    """A blocking check spec, partitioned like its asset (so the instance keeps each partition's
+    latest result, which training_ready_corpus reads before it publishes)."""
+    return AssetCheckSpec(name, asset=asset, blocking=True, partitions_def=partitions_def)

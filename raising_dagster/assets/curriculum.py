@@ -8,7 +8,6 @@ from pathlib import Path
 
 import polars as pl
 from dagster import (
-    AssetCheckSpec,
     AssetExecutionContext,
     Failure,
     MaterializeResult,
@@ -16,9 +15,12 @@ from dagster import (
     asset,
 )
 
-from raising_dagster.assets.common import GROUP, check_result, stage_code_version
-from raising_dagster.assets.framing import experiential_docs, social_docs
+from raising_dagster.assets.common import GROUP, blocking_check, check_result, stage_code_version
+from raising_dagster.assets.framing import experiential_docs, first_person_docs, social_docs
+from raising_dagster.assets.raw import raw_docs
 from raising_dagster.assets.scored import scored_docs
+from raising_dagster.expectations.curriculum import curriculum_gates
+from raising_dagster.expectations.gate import blocking_failures, refusal
 from raising_dagster.expectations.invariants import curriculum_ordered
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
@@ -27,6 +29,13 @@ from raising_dagster.stages.pack import build_training_corpus
 from raising_dagster.store import StoreLayout, replace_dir, write_json, write_parquet
 
 CURRICULUM_ORDERED = "positions_contiguous_and_stages_non_decreasing"
+# Quality gates on the curriculum (raising_dagster/expectations/curriculum.py).
+VALUES_COVERED = "each_stage_covers_each_value_at_min_share"
+DIFFICULTY_RISING = "stage_median_difficulty_rising"
+NO_RAW_LEAKAGE = "no_record_is_raw_text_without_framing"
+LINEAGE_COMPLETE = "every_record_traces_to_raw_doc_prompt_and_model"
+KEPT_REACH_CURRICULUM = "every_kept_doc_in_curriculum_or_excluded_with_reason"
+ORDERED_SUITE = "ordered_docs_meet_expectation_suite"
 _RENDERINGS = ("scored_docs", "experiential_docs", "social_docs")
 
 
@@ -50,7 +59,18 @@ def _stage_table(stages: list[dict]) -> MetadataValue:
 @asset(
     group_name=GROUP,
     deps=[scored_docs, experiential_docs, social_docs],
-    check_specs=[AssetCheckSpec(CURRICULUM_ORDERED, asset="ordered_docs", blocking=True)],
+    check_specs=[
+        blocking_check(name, "ordered_docs")
+        for name in (
+            CURRICULUM_ORDERED,
+            VALUES_COVERED,
+            DIFFICULTY_RISING,
+            NO_RAW_LEAKAGE,
+            LINEAGE_COMPLETE,
+            KEPT_REACH_CURRICULUM,
+            ORDERED_SUITE,
+        )
+    ],
     code_version=stage_code_version(),
 )
 def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
@@ -74,9 +94,17 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
         )
         outcome = curriculum_ordered(con, layout.ordered_file, settings.curriculum)
         exclusions = con.sql("SELECT * FROM excluded ORDER BY shard, doc_id, variant").pl()
+        write_parquet(exclusions, layout.exclusions_file)
+        gates = curriculum_gates(
+            con,
+            layout.ordered_file,
+            [layout.shard_file("raw_docs", k) for k in ready],
+            layout.exclusions_file,
+            pending,
+            settings,
+        )
     finally:
         con.close()
-    write_parquet(exclusions, layout.exclusions_file)
     by_reason = dict(exclusions.group_by("reason").len().sort("reason").iter_rows())
     write_json(
         {"shards": ready, "pending": pending}, layout.ordered_file.with_suffix(".shards.json")
@@ -97,8 +125,20 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
             ),
             "path": MetadataValue.path(str(layout.ordered_file)),
         },
-        check_results=[check_result(CURRICULUM_ORDERED, outcome)],
+        check_results=[
+            check_result(CURRICULUM_ORDERED, outcome),
+            check_result(VALUES_COVERED, gates.values_covered),
+            check_result(DIFFICULTY_RISING, gates.difficulty_rising),
+            check_result(NO_RAW_LEAKAGE, gates.no_raw_leakage),
+            check_result(LINEAGE_COMPLETE, gates.lineage_complete),
+            check_result(KEPT_REACH_CURRICULUM, gates.kept_reach_curriculum),
+            check_result(ORDERED_SUITE, gates.suite),
+        ],
     )
+
+
+# Every asset whose blocking checks must last have passed before the corpus is published.
+GATED_BY = (raw_docs, first_person_docs, experiential_docs, social_docs, scored_docs, ordered_docs)
 
 
 @asset(group_name=GROUP, deps=[ordered_docs], code_version=stage_code_version())
@@ -112,6 +152,13 @@ def training_ready_corpus(
     target = layout.training_dir
     staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex}")
     shards = json.loads(layout.ordered_file.with_suffix(".shards.json").read_text())["shards"]
+    # Gate: publish only what every upstream blocking check last passed (expectations/gate.py).
+    problems = blocking_failures(context.instance, GATED_BY, shards)
+    if problems:
+        raise Failure(
+            refusal(problems),
+            metadata={"failed_checks": MetadataValue.json([p.__dict__ for p in problems])},
+        )
     exclusions = pl.read_parquet(layout.exclusions_file).group_by("reason").len().sort("reason")
     con = connect(temp_dir=layout.root / ".duckdb_tmp")
     try:

@@ -2,7 +2,6 @@
 
 import polars as pl
 from dagster import (
-    AssetCheckSpec,
     AssetExecutionContext,
     BackfillPolicy,
     MaterializeResult,
@@ -10,8 +9,15 @@ from dagster import (
     asset,
 )
 
-from raising_dagster.assets.common import GROUP, check_result, preview, stage_code_version
+from raising_dagster.assets.common import (
+    GROUP,
+    blocking_check,
+    check_result,
+    preview,
+    stage_code_version,
+)
 from raising_dagster.assets.raw import raw_docs
+from raising_dagster.expectations.gx_suites import suite_outcome
 from raising_dagster.expectations.invariants import framing_coverage
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource, TeacherResource
@@ -21,6 +27,9 @@ from raising_dagster.store import write_parquet
 FIRST_PERSON_FRAMED = "every_record_framed_in_first_person"
 EXPERIENCE_REFLECTED = "every_record_has_first_person_reflection"
 DIALOGUE_PARSES = "every_record_is_dialogue_with_i_speaking"
+FIRST_PERSON_SUITE = "first_person_docs_meet_expectation_suite"
+EXPERIENTIAL_SUITE = "experiential_docs_meet_expectation_suite"
+SOCIAL_SUITE = "social_docs_meet_expectation_suite"
 
 
 def _result(
@@ -29,6 +38,7 @@ def _result(
     asset: str,
     variant: str,
     check: str,
+    suite_check: str,
     frame: pl.DataFrame,
 ) -> MaterializeResult:
     path = raising.layout.shard_file(asset, context.partition_key)
@@ -45,7 +55,10 @@ def _result(
             "path": MetadataValue.path(str(path)),
             "preview": preview(frame, ["doc_id", "values", "text"]),
         },
-        check_results=[check_result(check, outcome)],
+        check_results=[
+            check_result(check, outcome),
+            check_result(suite_check, suite_outcome(frame, asset, variant)),
+        ],
     )
 
 
@@ -58,7 +71,10 @@ def _read(raising: RaisingResource, asset: str, partition: str) -> pl.DataFrame:
     partitions_def=raw_shards,
     deps=[raw_docs],
     backfill_policy=BackfillPolicy.multi_run(1),
-    check_specs=[AssetCheckSpec(FIRST_PERSON_FRAMED, asset="first_person_docs", blocking=True)],
+    check_specs=[
+        blocking_check(FIRST_PERSON_FRAMED, "first_person_docs", raw_shards),
+        blocking_check(FIRST_PERSON_SUITE, "first_person_docs", raw_shards),
+    ],
     code_version=stage_code_version("first_person"),
 )
 def first_person_docs(
@@ -74,7 +90,13 @@ def first_person_docs(
         settings.teacher.batch_size,
     )
     return _result(
-        context, raising, "first_person_docs", "first_person", FIRST_PERSON_FRAMED, frame
+        context,
+        raising,
+        "first_person_docs",
+        "first_person",
+        FIRST_PERSON_FRAMED,
+        FIRST_PERSON_SUITE,
+        frame,
     )
 
 
@@ -83,7 +105,10 @@ def first_person_docs(
     partitions_def=raw_shards,
     deps=[first_person_docs],
     backfill_policy=BackfillPolicy.multi_run(1),
-    check_specs=[AssetCheckSpec(EXPERIENCE_REFLECTED, asset="experiential_docs", blocking=True)],
+    check_specs=[
+        blocking_check(EXPERIENCE_REFLECTED, "experiential_docs", raw_shards),
+        blocking_check(EXPERIENTIAL_SUITE, "experiential_docs", raw_shards),
+    ],
     code_version=stage_code_version("experiential"),
 )
 def experiential_docs(
@@ -99,7 +124,13 @@ def experiential_docs(
         settings.teacher.batch_size,
     )
     return _result(
-        context, raising, "experiential_docs", "experiential", EXPERIENCE_REFLECTED, frame
+        context,
+        raising,
+        "experiential_docs",
+        "experiential",
+        EXPERIENCE_REFLECTED,
+        EXPERIENTIAL_SUITE,
+        frame,
     )
 
 
@@ -108,7 +139,10 @@ def experiential_docs(
     partitions_def=raw_shards,
     deps=[experiential_docs],
     backfill_policy=BackfillPolicy.multi_run(1),
-    check_specs=[AssetCheckSpec(DIALOGUE_PARSES, asset="social_docs", blocking=True)],
+    check_specs=[
+        blocking_check(DIALOGUE_PARSES, "social_docs", raw_shards),
+        blocking_check(SOCIAL_SUITE, "social_docs", raw_shards),
+    ],
     code_version=stage_code_version("social"),
 )
 def social_docs(
@@ -125,4 +159,4 @@ def social_docs(
         settings.curriculum.seed,
         settings.teacher.batch_size,
     )
-    return _result(context, raising, "social_docs", "social", DIALOGUE_PARSES, frame)
+    return _result(context, raising, "social_docs", "social", DIALOGUE_PARSES, SOCIAL_SUITE, frame)

@@ -1,7 +1,6 @@
 """`raw_docs`: one raw shard read into documents; unreadable records quarantined with a reason."""
 
 from dagster import (
-    AssetCheckSpec,
     AssetExecutionContext,
     BackfillPolicy,
     MaterializeResult,
@@ -9,7 +8,8 @@ from dagster import (
     asset,
 )
 
-from raising_dagster.assets.common import GROUP, check_result, preview
+from raising_dagster.assets.common import GROUP, blocking_check, check_result, preview
+from raising_dagster.expectations.gx_suites import suite_outcome
 from raising_dagster.expectations.invariants import records_conserved
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
@@ -17,13 +17,17 @@ from raising_dagster.stages.ingest import ShardError, list_shards, read_shard
 from raising_dagster.store import write_json, write_parquet
 
 RECORDS_CONSERVED = "records_in_equal_kept_plus_quarantined"
+RAW_SUITE = "raw_docs_meet_expectation_suite"
 
 
 @asset(
     group_name=GROUP,
     partitions_def=raw_shards,
     backfill_policy=BackfillPolicy.multi_run(1),
-    check_specs=[AssetCheckSpec(RECORDS_CONSERVED, asset="raw_docs", blocking=True)],
+    check_specs=[
+        blocking_check(RECORDS_CONSERVED, "raw_docs", raw_shards),
+        blocking_check(RAW_SUITE, "raw_docs", raw_shards),
+    ],
     code_version="ingest-v1",
 )
 def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
@@ -65,6 +69,7 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
             check_result(
                 RECORDS_CONSERVED,
                 records_conserved(read.records_in, read.docs.height, read.quarantine.height),
-            )
+            ),
+            check_result(RAW_SUITE, suite_outcome(read.docs, "raw_docs")),
         ],
     )

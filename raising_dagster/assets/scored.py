@@ -3,13 +3,22 @@
 import polars as pl
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
-from raising_dagster.assets.common import GROUP, preview, stage_code_version
+from raising_dagster.assets.common import (
+    GROUP,
+    blocking_check,
+    check_result,
+    preview,
+    stage_code_version,
+)
 from raising_dagster.assets.framing import social_docs
 from raising_dagster.assets.raw import raw_docs
+from raising_dagster.expectations.gx_suites import suite_outcome
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
 from raising_dagster.stages.score import score_docs
 from raising_dagster.store import write_parquet
+
+SCORED_SUITE = "scored_docs_meet_expectation_suite"
 
 
 @asset(
@@ -17,6 +26,7 @@ from raising_dagster.store import write_parquet
     partitions_def=raw_shards,
     deps=[social_docs, raw_docs],
     backfill_policy=BackfillPolicy.multi_run(1),
+    check_specs=[blocking_check(SCORED_SUITE, "scored_docs", raw_shards)],
     code_version=stage_code_version(),
 )
 def scored_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
@@ -47,5 +57,6 @@ def scored_docs(context: AssetExecutionContext, raising: RaisingResource) -> Mat
             ),
             "path": MetadataValue.path(str(path)),
             "preview": preview(scored, ["doc_id", "kind", "fk_grade", "difficulty", "values"]),
-        }
+        },
+        check_results=[check_result(SCORED_SUITE, suite_outcome(scored, "scored_docs"))],
     )

@@ -13,7 +13,8 @@ from raising_dagster.config import CurriculumSettings
 from raising_dagster.stages.framing import framed
 from raising_dagster.stages.order import run_sql
 
-_LISTED = 20
+LISTED = 20  # offending records named in a check's metadata
+_EXCERPT = 160
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,42 @@ def records_conserved(records_in: int, kept: int, quarantined: int) -> Outcome:
 def framing_coverage(records: pl.DataFrame, variant: str, min_share: float) -> Outcome:
     """At least `min_share` of records are framed for their variant (first person, reflection,
     dialogue); the unframed ones are listed."""
-    flagged = records.select("doc_id", ok=framed(pl.col("text"), pl.lit(variant)))
-    bad = flagged.filter(~pl.col("ok"))["doc_id"].to_list()
-    share = 1.0 if records.height == 0 else 1 - len(bad) / records.height
+    flagged = records.select("doc_id", "text", ok=framed(pl.col("text"), pl.lit(variant)))
+    bad = flagged.filter(~pl.col("ok"))
+    share = 1.0 if records.height == 0 else 1 - bad.height / records.height
+    passed = share >= min_share
     return Outcome(
-        share >= min_share,
-        f"{share:.2%} of {records.height} {variant} records framed (required {min_share:.0%})",
-        {"framed_share": share, "unframed": len(bad), "unframed_doc_ids": bad[:_LISTED]},
+        passed,
+        f"{share:.2%} of {records.height} {variant} records framed (required {min_share:.0%})"
+        + ("" if passed else f"; {bad.height} unframed, e.g. {bad['doc_id'].head(3).to_list()}"),
+        {
+            "framed_share": share,
+            "unframed": bad.height,
+            "unframed_doc_ids": bad["doc_id"].head(LISTED).to_list(),
+            "unframed_records": offending_table(
+                bad.head(LISTED).select(
+                    "doc_id", reason=pl.lit(f"not framed as {variant}"), excerpt=pl.col("text")
+                )
+            ),
+        },
     )
+
+
+class Markdown(str):
+    """Metadata text to show as markdown (assets/common.py renders it for the UI)."""
+
+
+def offending_table(rows: pl.DataFrame) -> Markdown:
+    """A markdown table of offending records for a check's metadata (texts cut to an excerpt)."""
+    columns = rows.columns
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows.iter_rows():
+        cells = [
+            str(v)[:_EXCERPT].replace("\n", " ").replace("|", "/") if v is not None else "null"
+            for v in row
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return Markdown("\n".join(lines) if rows.height else "none")
 
 
 def curriculum_ordered(

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import polars as pl
 
+from tests.conftest import HONESTY_CODEX
+
 RAISING = str(Path(sys.executable).parent / "raising")
 
 
@@ -21,7 +23,16 @@ def _run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 def test_run_publishes_and_summarizes(tmp_path: Path, landing: Path) -> None:
     (landing / "gamma.jsonl").write_text('{"text": "Be kind."}\n{"text": 3}\n', encoding="utf-8")
     out = tmp_path / "out"
-    result = _run("run", "--landing", str(landing), "--out", str(out), home=tmp_path / "home")
+    result = _run(
+        "run",
+        "--landing",
+        str(landing),
+        "--out",
+        str(out),
+        "--codex",
+        str(HONESTY_CODEX),
+        home=tmp_path / "home",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((out / "training_ready" / "manifest.json").read_text())
     assert f"Published {manifest['records']} records" in result.stdout

@@ -37,12 +37,27 @@ def test_blocking_checks_guard_the_framed_assets() -> None:
     keys = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert keys == {
         ("raw_docs", "records_in_equal_kept_plus_quarantined"),
+        ("raw_docs", "raw_docs_meet_expectation_suite"),
         ("first_person_docs", "every_record_framed_in_first_person"),
+        ("first_person_docs", "first_person_docs_meet_expectation_suite"),
         ("experiential_docs", "every_record_has_first_person_reflection"),
+        ("experiential_docs", "experiential_docs_meet_expectation_suite"),
         ("social_docs", "every_record_is_dialogue_with_i_speaking"),
+        ("social_docs", "social_docs_meet_expectation_suite"),
+        ("scored_docs", "scored_docs_meet_expectation_suite"),
         ("ordered_docs", "positions_contiguous_and_stages_non_decreasing"),
+        ("ordered_docs", "each_stage_covers_each_value_at_min_share"),
+        ("ordered_docs", "stage_median_difficulty_rising"),
+        ("ordered_docs", "no_record_is_raw_text_without_framing"),
+        ("ordered_docs", "every_record_traces_to_raw_doc_prompt_and_model"),
+        ("ordered_docs", "every_kept_doc_in_curriculum_or_excluded_with_reason"),
+        ("ordered_docs", "ordered_docs_meet_expectation_suite"),
     }
-    assert all(graph.get_check_spec(k).blocking for k in graph.asset_check_keys)
+    for key in graph.asset_check_keys:
+        spec = graph.get_check_spec(key)
+        assert spec.blocking, key
+        # partitioned like its asset, so the instance keeps each shard's latest result
+        assert spec.partitions_def == graph.get(key.asset_key).partitions_def, key
 
 
 def test_jobs_and_sensor_are_defined() -> None:

@@ -12,7 +12,7 @@ from raising_dagster.runner import run_pipeline
 from raising_dagster.schema import TRAINING_COLUMNS
 from raising_dagster.stages.tokenize import eos_id, load_tokenizer, read_tokenized
 from raising_dagster.teacher import TemplateTeacher
-from tests.conftest import write_jsonl
+from tests.conftest import HONESTY_CODEX, write_jsonl
 
 
 @pytest.fixture
@@ -26,7 +26,10 @@ def test_two_shards_publish_an_ordered_corpus_with_manifest(
 ) -> None:
     write_jsonl(landing / "beta.jsonl", [*json_lines(landing / "beta.jsonl"), "{broken"])
     store = tmp_path / "store"
-    report = run_pipeline(RaisingResource(landing_dir=str(landing), store_dir=str(store)), instance)
+    raising = RaisingResource(
+        landing_dir=str(landing), store_dir=str(store), codex_path=str(HONESTY_CODEX)
+    )
+    report = run_pipeline(raising, instance)
     assert report.failures == [] and report.published
     assert report.shards == ["alpha.jsonl", "beta.jsonl"]
 
@@ -91,7 +94,9 @@ def test_failing_blocking_check_stops_publication_and_keeps_last_good_corpus(
     tmp_path: Path, landing: Path, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = tmp_path / "store"
-    raising = RaisingResource(landing_dir=str(landing), store_dir=str(store))
+    raising = RaisingResource(
+        landing_dir=str(landing), store_dir=str(store), codex_path=str(HONESTY_CODEX)
+    )
     assert run_pipeline(raising, instance).published
     good = (store / "training_ready" / "manifest.json").read_bytes()
 
@@ -111,7 +116,10 @@ def test_token_files_decode_back_to_the_parquet_texts(
 ) -> None:
     store = tmp_path / "store"
     assert run_pipeline(
-        RaisingResource(landing_dir=str(landing), store_dir=str(store)), instance
+        RaisingResource(
+            landing_dir=str(landing), store_dir=str(store), codex_path=str(HONESTY_CODEX)
+        ),
+        instance,
     ).published
     out = store / "training_ready"
     manifest = json.loads((out / "manifest.json").read_text())
@@ -136,7 +144,9 @@ def test_adding_a_shard_keeps_the_in_stage_order_of_the_others(
     tmp_path: Path, landing: Path, instance: DagsterInstance, docs: list[dict]
 ) -> None:
     store = tmp_path / "store"
-    raising = RaisingResource(landing_dir=str(landing), store_dir=str(store))
+    raising = RaisingResource(
+        landing_dir=str(landing), store_dir=str(store), codex_path=str(HONESTY_CODEX)
+    )
     assert run_pipeline(raising, instance).published
     before = pl.read_parquet(store / "training_ready" / "part-*.parquet")
     write_jsonl(landing / "gamma.jsonl", [{**d, "id": d["id"] + "-g"} for d in docs])

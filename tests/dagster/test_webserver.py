@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import HONESTY_CODEX
+
 ROOT = Path(__file__).parents[2]
 BIN = Path(sys.executable).parent
 
@@ -32,9 +34,19 @@ def ui(tmp_path: Path, landing: Path) -> Iterator[tuple[str, Path]]:
         "DAGSTER_HOME": str(home),
         "RAISING_STORE_DIR": str(store),
         "RAISING_LANDING_DIR": str(landing),
+        "RAISING_CODEX_PATH": str(HONESTY_CODEX),
     }
     subprocess.run(
-        [str(BIN / "raising"), "run", "--landing", str(landing), "--out", str(store)],
+        [
+            str(BIN / "raising"),
+            "run",
+            "--landing",
+            str(landing),
+            "--out",
+            str(store),
+            "--codex",
+            str(HONESTY_CODEX),
+        ],
         env=env,
         check=True,
         capture_output=True,
