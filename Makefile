@@ -34,6 +34,10 @@ test: $(BIN)/.installed
 ui: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 	RAISING_STORE_DIR=$(STORE) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
+## bench: curriculum stages at 100k and 1M synthetic documents vs a single-pass Polars floor
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_curriculum.py $(BENCH_ARGS)
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check raising_dagster tests
 	$(BIN)/ruff format --check raising_dagster tests
