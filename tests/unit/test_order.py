@@ -6,10 +6,11 @@ import duckdb
 import polars as pl
 import pytest
 
-from raising_dagster.config import CurriculumSettings, CurriculumStage, load_settings
+from raising_dagster.config import SAMPLE_CORPUS, CurriculumSettings, CurriculumStage, load_settings
 from raising_dagster.expectations.invariants import curriculum_ordered
 from raising_dagster.schema import RAW_SCHEMA
 from raising_dagster.stages import rewrite
+from raising_dagster.stages.ingest import read_shard
 from raising_dagster.stages.order import connect, order_records
 from raising_dagster.stages.score import score_docs
 from raising_dagster.stages.synth import synth_docs
@@ -238,3 +239,21 @@ def test_safety_flagged_documents_follow_the_policy_and_are_recorded(
             ("harm", "social", "safety_recontextualized_no_dialogue:weapons_instructions")
         ]
     assert ordered.height == 20 * 2 + (0 if policy == "exclude" else 1)
+
+
+def test_sample_corpus_lands_in_stages_by_its_known_reading_level(tmp_path: Path) -> None:
+    """The bundled sample was written at three reading levels; the curriculum must find them."""
+    for path in sorted(SAMPLE_CORPUS.glob("*.jsonl")):
+        read = read_shard(path)
+        _write_shard(tmp_path, read.docs["shard"][0], read.docs)
+    ordered = pl.read_parquet(_order(tmp_path, CurriculumSettings(social_share=0.0)))
+    share = (
+        ordered.group_by("shard", "stage")
+        .len()
+        .with_columns(share=pl.col("len") / pl.col("len").sum().over("shard"))
+    )
+    lookup = {(r["shard"], r["stage"]): r["share"] for r in share.iter_rows(named=True)}
+    assert lookup[("shard-001-foundations.jsonl", "foundations")] >= 0.8
+    assert lookup[("shard-002-world.jsonl", "examples")] >= 0.6
+    assert lookup[("shard-003-dilemmas.jsonl", "dilemmas")] >= 0.8
+    assert lookup.get(("shard-003-dilemmas.jsonl", "foundations"), 0.0) == 0.0
