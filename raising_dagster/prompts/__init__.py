@@ -38,6 +38,19 @@ class Prompt:
     def render(self, **context: Any) -> str:
         return _ENV.from_string(self.source).render(**context).strip()
 
+    def render_chat(self, **context: Any) -> list[dict[str, str]]:
+        """Chat messages from a template with `{% block system %}` and `{% block user %}`: each
+        block is rendered alone into one message (a template without blocks is one user message)."""
+        template = _ENV.from_string(self.source)
+        if "user" not in template.blocks:
+            return [{"role": "user", "content": self.render(**context)}]
+        messages = []
+        for role in ("system", "user"):
+            if role in template.blocks:
+                block = template.blocks[role](template.new_context(context))
+                messages.append({"role": role, "content": "".join(block).strip()})
+        return messages
+
 
 def _files() -> resources.abc.Traversable:
     return resources.files("raising_dagster") / "prompts"
