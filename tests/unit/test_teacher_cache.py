@@ -90,3 +90,18 @@ def test_stats_and_prune(tmp_path: Path) -> None:
     teacher.rewrite("first_person", requests(2))
     assert cache.prune(older_than=timedelta(days=1))["after"] == 2
     assert cache.prune(older_than=timedelta(0))["after"] == 0
+
+
+def test_cache_cli(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from raising_dagster.cli import main
+
+    CachedTeacher(Counting(), GenerationCache(tmp_path / "teacher_cache")).rewrite(
+        "social", requests(3)
+    )
+    runner = CliRunner()
+    stats = runner.invoke(main, ["cache", "stats", "--store", str(tmp_path)])
+    assert stats.exit_code == 0 and "social" in stats.output and "3 entries" in stats.output
+    prune = runner.invoke(main, ["cache", "prune", "--store", str(tmp_path), "--stale"])
+    assert prune.exit_code == 0 and "kept 0 of 3" in prune.output  # template entries are stale
