@@ -31,19 +31,23 @@ def model_revision(folder: Path) -> str:
 
 class VllmTeacher(LlmTeacher):
     """Generates with an in-process `vllm.LLM`; the engine starts on the first generation (a fully
-    cached run starts none) and is shut down by `close()`."""
+    cached run starts none) and is shut down by `close()`. A running engine can be passed in
+    (`engine=`) to share it between teachers: it is then left running by `close()`."""
 
     backend = "vllm"
 
-    def __init__(self, settings: TeacherSettings, identity: IdentityCard) -> None:
+    def __init__(
+        self, settings: TeacherSettings, identity: IdentityCard, engine: Any = None
+    ) -> None:
         folder = Path(settings.model) if settings.model else ensure_smollm2(settings.data_dir)
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"no model folder (config.json) at {folder}")
         super().__init__(settings, identity, model=folder.name)
         self.model_dir = folder
         self.model_revision = settings.model_revision or model_revision(folder)
-        self._llm: Any = None
-        self._tokenizer: Any = None
+        self._llm: Any = engine
+        self._owns_engine = engine is None
+        self._tokenizer: Any = None if engine is None else engine.get_tokenizer()
 
     def engine(self) -> Any:
         """The `vllm.LLM`, started on first use."""
@@ -51,6 +55,7 @@ class VllmTeacher(LlmTeacher):
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.settings.cpu_kv_cache_gib))
             from vllm import LLM
+            from vllm.platforms import current_platform
 
             kwargs: dict[str, Any] = {
                 "model": str(self.model_dir),
@@ -58,8 +63,13 @@ class VllmTeacher(LlmTeacher):
                 "max_model_len": self.settings.max_model_len,
                 "enforce_eager": True,
                 "seed": 0,
-                **self.settings.engine_kwargs,
             }
+            if current_platform.is_cpu():
+                # vllm-cpu 0.32: a seeded request whose prompt is prefilled in chunks kills the
+                # engine ("CPU Generator does not use offset"); schedule whole prompts instead.
+                kwargs["enable_chunked_prefill"] = False
+                kwargs["max_num_batched_tokens"] = max(4096, self.settings.max_model_len)
+            kwargs.update(self.settings.engine_kwargs)
             log.info("starting vLLM engine: %s", kwargs)
             self._llm = LLM(**kwargs)
             self._tokenizer = self._llm.get_tokenizer()
@@ -88,13 +98,17 @@ class VllmTeacher(LlmTeacher):
         if call.json_schema is not None:
             from vllm.sampling_params import StructuredOutputsParams
 
-            kwargs["structured_outputs"] = StructuredOutputsParams(json=call.json_schema)
+            # No free whitespace: small models otherwise spend their tokens on blank runs.
+            kwargs["structured_outputs"] = StructuredOutputsParams(
+                json=call.json_schema, disable_any_whitespace=True
+            )
         return kwargs
 
     def close(self) -> None:
         """Shut the engine's processes down (without it a process can hang at exit)."""
         if self._llm is not None:
-            self._llm.llm_engine.engine_core.shutdown()
+            if self._owns_engine:
+                self._llm.llm_engine.engine_core.shutdown()
             self._llm = None
             self._tokenizer = None
 
