@@ -206,7 +206,7 @@ class CachedTeacher:
             raise RuntimeError(f"inner teacher gave {len(fresh)} rewrites for {len(missing)}")
         now = datetime.now(UTC)
         rows = [
-            self._row(stage, keys[i], requests[i], input_shas[i], rewrite, namespace, now)
+            self._row(stage, keys[i], requests[i], input_shas[i], rewrite, now)
             for i, rewrite in zip(missing, fresh, strict=True)
             if not (rewrite.fallback_reason or "").startswith("error:")
         ]
@@ -221,7 +221,6 @@ class CachedTeacher:
         request: RewriteRequest,
         input_sha: str,
         rewrite: Rewrite,
-        namespace: str,
         now: datetime,
     ) -> dict[str, Any]:
         return {
