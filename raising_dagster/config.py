@@ -138,11 +138,48 @@ def model_sha(model: BaseModel) -> str:
     return sha256_hex(json.dumps(model.model_dump(mode="json"), sort_keys=True))
 
 
+LLM_PROMPTS: dict[str, str] = {
+    "first_person": "first_person/rewrite.v1",
+    "experiential": "experiential/rewrite.v1",
+    "social": "social/rewrite.v1",
+}
+
+
 class TeacherSettings(BaseModel):
+    """The teacher backend and, for the LLM backends (`vllm`, `openai`), model, prompts, limits."""
+
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["template"] = "template"
+    backend: Literal["template", "vllm", "openai"] = "template"
     batch_size: int = Field(default=64, ge=1)
+    # LLM backends
+    model: str | None = None  # vllm: model folder (None: embedded SmolLM2); openai: served name
+    model_revision: str | None = None  # part of the cache key; vllm default: from the folder
+    data_dir: Path = Path("data")  # the embedded model is converted under DATA_DIR/models
+    prompts: dict[Literal["first_person", "experiential", "social"], str] = Field(
+        default_factory=lambda: dict(LLM_PROMPTS)
+    )
+    max_model_len: int = Field(default=2048, ge=128)
+    max_attempts: int = Field(default=3, ge=1)
+    structured_dialogue: bool = False  # social stage as JSON turns (structured output)
+    cache: bool = True  # the generation cache under STORE_DIR/teacher_cache
+    llm_share: float = Field(default=1.0, ge=0.0, le=1.0)  # seeded share of documents for the LLM
+    min_length_ratio: float = Field(default=0.25, ge=0.0)
+    max_length_ratio: float = Field(default=4.0, gt=0.0)
+    output_ratio: float = Field(default=2.5, gt=0.0)  # max_tokens <= ratio * input tokens + 64
+    # vllm
+    dtype: str = "auto"
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict)  # extra vllm.LLM arguments
+    cpu_kv_cache_gib: int = Field(default=1, ge=1)
+    # openai
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str | None = "RAISING_TEACHER_API_KEY"  # the env var holding the key, never a key
+    concurrency: int = Field(default=16, ge=1)
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)  # per request, on 429/5xx/timeouts/bad bodies
+    retry_budget: float = Field(default=0.5, ge=0.0)  # retries per batch, as a share of requests
+    backoff_s: float = Field(default=0.5, ge=0.0)
+    max_backoff_s: float = Field(default=20.0, ge=0.0)
 
 
 class CurriculumStage(BaseModel):

@@ -1,5 +1,6 @@
 """Run the whole pipeline through Dagster: one `raise_shard` run per shard, then the curriculum."""
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,18 @@ def run_pipeline(
     progress: Callable[[str], None] = lambda message: None,
 ) -> PipelineReport:
     """Register every shard of the landing folder, raise each, then publish the curriculum unless
-    a blocking check failed; `progress` hears a line per finished run."""
+    a blocking check failed; `progress` hears a line per finished run. A vLLM engine started by
+    the runs is shared by all of them and shut down at the end."""
+    try:
+        return _run_pipeline(raising, instance, progress)
+    finally:
+        if "raising_dagster.teacher.vllm" in sys.modules:
+            sys.modules["raising_dagster.teacher.vllm"].shutdown_engines()
+
+
+def _run_pipeline(
+    raising: RaisingResource, instance: DagsterInstance, progress: Callable[[str], None]
+) -> PipelineReport:
     defs = build_definitions(raising)
     report = PipelineReport(shards=list(list_shards(Path(raising.settings.landing_dir))))
     if not report.shards:

@@ -9,7 +9,7 @@ from dagster import (
     PartitionsDefinition,
 )
 
-from raising_dagster.config import load_codex, load_identity, model_sha, sha256_hex
+from raising_dagster.config import LLM_PROMPTS, load_codex, load_identity, model_sha, sha256_hex
 from raising_dagster.expectations.invariants import Markdown, Outcome
 from raising_dagster.prompts import load_prompt
 from raising_dagster.teacher.base import Stage
@@ -20,11 +20,11 @@ _PREVIEW_CHARS = 240
 
 
 def stage_code_version(stage: Stage | None = None) -> str:
-    """A code version from the default codex, identity card and the stage's prompt, so the UI
-    shows an asset as stale when any of them changes."""
+    """A code version from the default codex, identity card and the stage's prompts (template and
+    LLM), so the UI shows an asset as stale when any of them changes."""
     parts = [model_sha(load_codex()), model_sha(load_identity())]
     if stage is not None:
-        parts.append(load_prompt(PROMPT_IDS[stage]).sha)
+        parts += [load_prompt(PROMPT_IDS[stage]).sha, load_prompt(LLM_PROMPTS[stage]).sha]
     return sha256_hex(":".join(parts))[:16]
 
 

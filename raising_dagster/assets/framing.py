@@ -51,7 +51,16 @@ def _result(
             if frame.height
             else "none",
             "cache_hits": int(frame["cache_hit"].sum()),
-            "fallbacks": frame.filter(pl.col("fallback_reason").is_not_null()).height,
+            "cache_misses": int((~frame["cache_hit"]).sum()),
+            "fallbacks_by_reason": MetadataValue.json(
+                dict(
+                    frame.filter(pl.col("fallback_reason").is_not_null())
+                    .group_by("fallback_reason")
+                    .len()
+                    .sort("fallback_reason")
+                    .iter_rows()
+                )
+            ),
             "path": MetadataValue.path(str(path)),
             "preview": preview(frame, ["doc_id", "values", "text"]),
         },

@@ -38,6 +38,19 @@ class Prompt:
     def render(self, **context: Any) -> str:
         return _compile(self.source).render(**context).strip()
 
+    def render_chat(self, **context: Any) -> list[dict[str, str]]:
+        """Chat messages from a template with `{% block system %}` and `{% block user %}`: each
+        block is rendered alone into one message (a template without blocks is one user message)."""
+        template = _compile(self.source)
+        if "user" not in template.blocks:
+            return [{"role": "user", "content": self.render(**context)}]
+        messages = []
+        for role in ("system", "user"):
+            if role in template.blocks:
+                block = template.blocks[role](template.new_context(context))
+                messages.append({"role": role, "content": "".join(block).strip()})
+        return messages
+
 
 @cache
 def _compile(source: str) -> jinja2.Template:

@@ -8,9 +8,28 @@ from raising_dagster.teacher.template import TemplateTeacher
 
 __all__ = ["Rewrite", "RewriteRequest", "Stage", "Teacher", "TemplateTeacher", "build_teacher"]
 
+CACHE_DIR = "teacher_cache"
+
 
 def build_teacher(settings: RaisingSettings) -> Teacher:
-    """The teacher backend named in the settings."""
-    if settings.teacher.backend == "template":
+    """The teacher backend named in the settings; the LLM backends are wrapped in the generation
+    cache under STORE_DIR/teacher_cache unless `teacher.cache` is off."""
+    config = settings.teacher
+    teacher: Teacher
+    if config.backend == "template":
         return TemplateTeacher(identity=settings.identity)
-    raise ValueError(f"unknown teacher backend {settings.teacher.backend!r}")
+    if config.backend == "vllm":
+        from raising_dagster.teacher.vllm import VllmTeacher
+
+        teacher = VllmTeacher(config, settings.identity, pooled=True)
+    elif config.backend == "openai":
+        from raising_dagster.teacher.openai import OpenAITeacher
+
+        teacher = OpenAITeacher(config, settings.identity)
+    else:
+        raise ValueError(f"unknown teacher backend {config.backend!r}")
+    if not config.cache:
+        return teacher
+    from raising_dagster.teacher.cache import CachedTeacher, GenerationCache
+
+    return CachedTeacher(teacher, GenerationCache(settings.store_dir / CACHE_DIR))

@@ -1,0 +1,363 @@
+"""What the LLM backends share: prompt rendering, context windows, validation, retries, fallback.
+
+A backend subclasses `LlmTeacher` and writes one method, `_generate(calls) -> completions` (one
+batched generation, outputs in call order), and may refine `_count_tokens`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from raising_dagster.config import IdentityCard, TeacherSettings, model_sha, sha256_hex
+from raising_dagster.prompts import Prompt, load_prompt
+from raising_dagster.teacher.base import Rewrite, RewriteRequest, Stage
+from raising_dagster.teacher.template import ROLE_BY_KIND, TemplateTeacher, content_chunks
+from raising_dagster.teacher.validate import Limits, dialogue_schema, render_turns, validate
+
+# Sampling keys passed to the engine; anything else in a prompt's YAML is ignored by the backends.
+SAMPLING_KEYS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "repetition_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+    "stop",
+    "min_tokens",
+)
+_MESSAGE_OVERHEAD = 8  # tokens a chat template adds per message (role markers), an upper bound
+_MIN_WINDOW = 32
+_DELIMITER_TAG = re.compile(r"(?i)<(\s*/?\s*document\b[^>]*)>")
+_SPECIAL_TOKEN = re.compile(r"<\|([^|<>]{0,40})\|>")
+
+
+def fence(text: str) -> str:
+    """A document made safe to place between `<document>` tags: any tag spelling `document` and
+    any chat special token (`<|...|>`) inside it is HTML-escaped (`&lt;...&gt;`), so the data
+    cannot close its delimiter or open a new chat turn."""
+    text = _DELIMITER_TAG.sub(r"&lt;\1&gt;", text)
+    return _SPECIAL_TOKEN.sub(r"&lt;|\1|&gt;", text)
+
+
+def in_share(doc_id: str, share: float) -> bool:
+    """Whether a document falls in a seeded share of the corpus (the same in every stage)."""
+    return share >= 1.0 or int(sha256_hex(f"llm_share:{doc_id}")[:8], 16) < share * 2**32
+
+
+def retry_seed(seed: int, window: int, attempt: int) -> int:
+    """The seed of one try: the request's own seed first, then derived, stable values."""
+    if window == 0 and attempt == 1:
+        return seed
+    return int(sha256_hex(f"{seed}:{window}:{attempt}")[:8], 16)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One chat generation for a backend."""
+
+    messages: list[dict[str, str]]
+    sampling: dict[str, Any]
+    seed: int
+    max_tokens: int
+    json_schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A backend's answer to one call; `error` names a failed call (e.g. `http_500`)."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    n_tokens: int = 0
+    error: str | None = None
+
+
+@dataclass
+class TeacherStats:
+    """Counters over the life of a teacher."""
+
+    calls: int = 0
+    generated_tokens: int = 0
+    accepted_tokens: int = 0
+    retries: int = 0
+    fallbacks: int = 0
+    windows: int = 0
+    rejections: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Job:
+    request: int
+    window: int
+    text: str
+    source: str
+    count: int = 1
+    output: str | None = None
+    reason: str | None = None
+    attempts: int = 0
+
+
+class LlmTeacher:
+    """Base of the LLM teachers: renders the stage's chat prompt per document (or per window of a
+    long document), generates a whole batch at once, validates each output and retries the
+    rejected ones with a new seed up to `max_attempts`, then falls back to the template backend."""
+
+    backend = "llm"
+
+    def __init__(self, settings: TeacherSettings, identity: IdentityCard, model: str) -> None:
+        self.settings = settings
+        self.identity = identity
+        self.model = model
+        self.model_revision = settings.model_revision or ""
+        self.stats = TeacherStats()
+        self._fallback = TemplateTeacher(identity)
+        self._limits = Limits(
+            min_ratio=settings.min_length_ratio, max_ratio=settings.max_length_ratio
+        )
+
+    # --- backend hooks -------------------------------------------------------------------------
+    def _generate(self, calls: Sequence[Call]) -> list[Completion]:
+        raise NotImplementedError
+
+    def _count_tokens(self, text: str) -> int:
+        """Tokens of a text; a conservative estimate (3 characters a token) unless overridden."""
+        return math.ceil(len(text) / 3)
+
+    def close(self) -> None:
+        return None
+
+    # --- the Teacher contract ------------------------------------------------------------------
+    def prompt(self, stage: Stage) -> Prompt:
+        return load_prompt(self.settings.prompts[stage])
+
+    def prompt_sha(self, stage: Stage) -> str:
+        return sha256_hex(self.prompt(stage).sha + model_sha(self.identity))
+
+    def signature(self, stage: Stage) -> str:
+        """Hash of the settings beyond the prompt that shape this stage's outputs (cache key)."""
+        s = self.settings
+        shaping = {
+            "max_model_len": s.max_model_len,
+            "max_attempts": s.max_attempts,
+            "structured": s.structured_dialogue and stage == "social",
+            "limits": [s.min_length_ratio, s.max_length_ratio, s.output_ratio],
+        }
+        return sha256_hex(json.dumps(shaping, sort_keys=True))
+
+    def sampling_json(self, stage: Stage) -> str:
+        sampling = dict(self.prompt(stage).sampling)
+        if stage == "social" and self.settings.structured_dialogue:
+            sampling["structured"] = "json_turns"
+        return json.dumps(sampling, sort_keys=True)
+
+    def rewrite(self, stage: Stage, requests: Sequence[RewriteRequest]) -> list[Rewrite]:
+        """LLM rewrites, but for two kinds of request the template teacher answers, saying why:
+        safety-flagged documents in the experiential stage (recontextualized by a fixed template,
+        never by a model) and documents outside `llm_share`."""
+        routed = {i: self._template_reason(stage, r) for i, r in enumerate(requests)}
+        to_llm = [r for i, r in enumerate(requests) if routed[i] is None]
+        from_llm = iter(self._rewrite_llm(stage, to_llm) if to_llm else [])
+        out = []
+        for i, request in enumerate(requests):
+            reason = routed[i]
+            if reason is None:
+                out.append(next(from_llm))
+                continue
+            rewrite = self._fallback.rewrite(stage, [request])[0]
+            out.append(replace(rewrite, attempts=0, fallback_reason=reason))
+        return out
+
+    def _template_reason(self, stage: Stage, request: RewriteRequest) -> str | None:
+        if stage == "experiential" and request.safety_flag:
+            return f"safety_flag:{request.safety_flag}"
+        if not in_share(request.doc_id, self.settings.llm_share):
+            return "outside_llm_share"
+        return None
+
+    def _rewrite_llm(self, stage: Stage, requests: Sequence[RewriteRequest]) -> list[Rewrite]:
+        prompt = self.prompt(stage)
+        jobs = [job for i, r in enumerate(requests) for job in self._jobs(stage, prompt, i, r)]
+        self.stats.windows += len(jobs)
+        pending = list(jobs)
+        for attempt in range(1, self.settings.max_attempts + 1):
+            if not pending:
+                break
+            if attempt > 1:
+                self.stats.retries += len(pending)
+            calls = [self._call(stage, prompt, requests[j.request], j, attempt) for j in pending]
+            completions = self._generate(calls)
+            self.stats.calls += len(calls)
+            if len(completions) != len(calls):
+                raise RuntimeError(f"backend gave {len(completions)} outputs for {len(calls)}")
+            for job, call, completion in zip(pending, calls, completions, strict=True):
+                self.stats.generated_tokens += completion.n_tokens
+                job.attempts = attempt
+                request = requests[job.request]
+                job.output, job.reason = self._accept(stage, request, job, call, completion)
+                if job.reason is None:
+                    self.stats.accepted_tokens += completion.n_tokens
+                else:
+                    self.stats.rejections[job.reason] = self.stats.rejections.get(job.reason, 0) + 1
+            pending = [j for j in pending if j.reason is not None]
+        return self._assemble(stage, prompt, requests, jobs)
+
+    # --- steps ---------------------------------------------------------------------------------
+    def _context(self, stage: Stage, request: RewriteRequest) -> dict[str, Any]:
+        return {
+            "identity": self.identity.model_dump(),
+            "person": self._person(request).model_dump(),
+            "kind": request.kind,
+            "title": request.title,
+            "values": [{"name": v.name, "description": v.description} for v in request.values],
+            "structured": self.settings.structured_dialogue and stage == "social",
+        }
+
+    def _person(self, request: RewriteRequest) -> Any:
+        return self.identity.person(ROLE_BY_KIND.get(request.kind, "teacher"))
+
+    @staticmethod
+    def _source(stage: Stage, request: RewriteRequest) -> str:
+        if stage == "social" and request.source_text is not None:
+            return request.source_text
+        return request.text
+
+    def _messages(
+        self, stage: Stage, prompt: Prompt, request: RewriteRequest, text: str, window: Any
+    ) -> list[dict[str, str]]:
+        context = self._context(stage, request)
+        return prompt.render_chat(**context, document=fence(text), window=window)
+
+    def _prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        return sum(self._count_tokens(m["content"]) + _MESSAGE_OVERHEAD for m in messages)
+
+    def _jobs(
+        self, stage: Stage, prompt: Prompt, index: int, request: RewriteRequest
+    ) -> list[_Job]:
+        """One job per context window of the document (one for most documents)."""
+        source = self._source(stage, request)
+        probe = {"index": 99, "count": 99}
+        overhead = self._prompt_tokens(self._messages(stage, prompt, request, "", probe))
+        room = self.settings.max_model_len - overhead
+        max_tokens = int(prompt.sampling.get("max_tokens", 512))
+        budget = room - max_tokens if room - max_tokens >= _MIN_WINDOW else room // 2
+        if budget < _MIN_WINDOW:
+            raise ValueError(
+                f"max_model_len {self.settings.max_model_len} leaves no room for a document "
+                f"in prompt {prompt.id} ({overhead} tokens)"
+            )
+        if self._count_tokens(source) <= budget:
+            return [_Job(index, 0, source, source)]
+        windows = self._split(source, budget)
+        return [_Job(index, w, text, text, len(windows)) for w, text in enumerate(windows)]
+
+    def _split(self, text: str, budget: int) -> list[str]:
+        """Consecutive windows of whole sentences (words for an overlong sentence) within budget."""
+        pieces: list[str] = []
+        for sentence in content_chunks(text, max_words=1):
+            if self._count_tokens(sentence) <= budget:
+                pieces.append(sentence)
+                continue
+            words, current = sentence.split(), []
+            for word in words:
+                if current and self._count_tokens(" ".join([*current, word])) > budget:
+                    pieces.append(" ".join(current))
+                    current = []
+                current.append(word)
+            pieces.append(" ".join(current))
+        windows: list[str] = []
+        current_text = ""
+        for piece in pieces:
+            joined = f"{current_text} {piece}".strip()
+            if current_text and self._count_tokens(joined) > budget:
+                windows.append(current_text)
+                joined = piece
+            current_text = joined
+        if current_text:
+            windows.append(current_text)
+        return windows
+
+    def _call(
+        self, stage: Stage, prompt: Prompt, request: RewriteRequest, job: _Job, attempt: int
+    ) -> Call:
+        window = None if job.count <= 1 else {"index": job.window + 1, "count": job.count}
+        messages = self._messages(stage, prompt, request, job.text, window)
+        room = self.settings.max_model_len - self._prompt_tokens(messages)
+        proportional = int(self.settings.output_ratio * self._count_tokens(job.text)) + 64
+        max_tokens = max(1, min(int(prompt.sampling.get("max_tokens", 512)), room, proportional))
+        schema = None
+        if stage == "social" and self.settings.structured_dialogue:
+            schema = dialogue_schema(self._person(request).name)
+        sampling = {k: prompt.sampling[k] for k in SAMPLING_KEYS if k in prompt.sampling}
+        seed = retry_seed(request.seed, job.window, attempt)
+        return Call(messages, sampling, seed, max_tokens, schema)
+
+    def _accept(
+        self,
+        stage: Stage,
+        request: RewriteRequest,
+        job: _Job,
+        call: Call,
+        completion: Completion,
+    ) -> tuple[str | None, str | None]:
+        if completion.error is not None:
+            return None, f"error:{completion.error}"
+        if completion.finish_reason == "length":
+            return None, "truncated"
+        text = completion.text.strip()
+        if call.json_schema is not None:
+            rendered = render_turns(text, self._person(request).name)
+            if rendered is None:
+                return None, "malformed_json"
+            text = rendered
+        system = next((m["content"] for m in call.messages if m["role"] == "system"), "")
+        reason = validate(
+            stage,
+            text,
+            source=job.source,
+            identity=self.identity,
+            instructions=system,
+            limits=self._limits,
+        )
+        return (text, None) if reason is None else (None, reason)
+
+    def _assemble(
+        self,
+        stage: Stage,
+        prompt: Prompt,
+        requests: Sequence[RewriteRequest],
+        jobs: list[_Job],
+    ) -> list[Rewrite]:
+        by_request: dict[int, list[_Job]] = {}
+        for job in jobs:
+            by_request.setdefault(job.request, []).append(job)
+        sha, sampling = self.prompt_sha(stage), self.sampling_json(stage)
+        joiner = "\n" if stage == "social" else "\n\n"
+        out: list[Rewrite] = []
+        for i, request in enumerate(requests):
+            parts = sorted(by_request[i], key=lambda j: j.window)
+            attempts = max(j.attempts for j in parts)
+            failed = next((j for j in parts if j.output is None), None)
+            if failed is None:
+                text = joiner.join(j.output or "" for j in parts)
+                out.append(Rewrite(text, prompt.id, sha, sampling, request.seed, False, attempts))
+                continue
+            self.stats.fallbacks += 1
+            fallback = self._fallback.rewrite(stage, [request])[0]
+            out.append(
+                Rewrite(
+                    text=fallback.text,
+                    prompt_id=fallback.prompt_id,
+                    prompt_sha=fallback.prompt_sha,
+                    sampling=fallback.sampling,
+                    seed=request.seed,
+                    attempts=attempts,
+                    fallback_reason=failed.reason,
+                )
+            )
+        return out
