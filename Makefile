@@ -12,6 +12,7 @@ LLM_ATTEMPTS ?= 1
 PORT ?= 3000
 export DAGSTER_HOME := $(DATA)/dagster_home
 export GX_ANALYTICS_ENABLED := False
+export VLLM_LOGGING_LEVEL ?= WARNING
 
 .PHONY: demo test ui lint bench bench-teacher clean
 

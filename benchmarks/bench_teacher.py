@@ -4,7 +4,8 @@ on the same prompts in one batch (goal: ratio >= 0.9), and the wall time of a fu
     .venv/bin/python benchmarks/bench_teacher.py [--docs 24] [--stage first_person]
 
 Runs on the embedded SmolLM2-135M-Instruct (converted under data/models on first use). One engine
-serves every measurement; a warm-up request runs first so no timing includes engine start.
+serves every measurement, with prefix caching off so no run reuses another's prompt work; a
+warm-up request runs first so no timing includes engine start.
 """
 
 from __future__ import annotations
@@ -61,7 +62,14 @@ def main() -> None:
     docs = detect_values(raw, codex).with_columns(source_doc_id=pl.col("doc_id"))
 
     def settings(attempts: int) -> TeacherSettings:
-        return TeacherSettings(backend="vllm", data_dir=args.data_dir, max_attempts=attempts)
+        # No prefix caching: the pipeline runs after the raw batch on the same prompts and must
+        # not be timed on prompts the engine has already seen.
+        return TeacherSettings(
+            backend="vllm",
+            data_dir=args.data_dir,
+            max_attempts=attempts,
+            engine_kwargs={"enable_prefix_caching": False},
+        )
 
     base = VllmTeacher(settings(1), identity)
     llm = base.engine()

@@ -103,12 +103,27 @@ def _summary(out: Path, n_shards: int, home: Path) -> None:
     click.echo(f"Quarantine ({quarantined} records): {out / 'quarantine'}")
     click.echo(f"Dagster home (for `make ui`): {home}")
     records = pl.scan_parquet(out / "training_ready" / "part-*.parquet")
+    writers = (
+        records.group_by("teacher_backend", "fallback_reason").len().sort("len", descending=True)
+    ).collect()
+    click.echo("Records by teacher and fallback reason (none: the teacher's own output):")
+    for backend, reason, count in writers.iter_rows():
+        click.echo(f"  {backend:<10} {reason or 'none':<40} {count:>7}")
     for variant in ("experiential", "social"):
-        example = records.filter(pl.col("variant") == variant).head(1).collect()
+        # an accepted teacher output when there is one, else the first record
+        example = (
+            records.filter(pl.col("variant") == variant)
+            .sort(pl.col("fallback_reason").is_not_null(), "position")
+            .head(1)
+            .collect()
+        )
         if example.height:
             row = example.row(0, named=True)
+            who = f"{row['teacher_backend']}/{row['teacher_model']}"
+            if row["fallback_reason"]:
+                who += f", template fallback: {row['fallback_reason']}"
             click.echo(
-                f"\n--- {variant} rendering, position {row['position']} ({row['stage']}) ---"
+                f"\n--- {variant} rendering, position {row['position']} ({row['stage']}; {who}) ---"
             )
             click.echo(row["text"])
 
