@@ -49,9 +49,11 @@ test: $(BIN)/.vllm-installed
 	$(BIN)/ruff check raising_dagster tests benchmarks
 	$(BIN)/pytest
 
-## ui: the Dagster UI on http://127.0.0.1:$(PORT), showing the demo's runs, lineage and metadata
-ui: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
-	RAISING_STORE_DIR=$(STORE) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+## ui: the Dagster UI on http://127.0.0.1:$(PORT), showing the demo's runs, lineage and metadata;
+## runs launched there use the demo's store and teacher settings
+ui: $(DEMO_DEPS) $(DAGSTER_HOME)/dagster.yaml
+	$(DEMO_ENV) RAISING_STORE_DIR=$(STORE) RAISING_TEACHER__BACKEND=$(TEACHER) \
+	  $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 ## bench: curriculum stages at 100k and 1M synthetic documents vs a single-pass Polars floor
 bench: $(BIN)/.installed

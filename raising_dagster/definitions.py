@@ -1,6 +1,6 @@
 """The Dagster code location: assets, checks, jobs, the shard sensor and resources."""
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from raising_dagster.assets.curriculum import ordered_docs, training_ready_corpus
 from raising_dagster.assets.framing import experiential_docs, first_person_docs, social_docs
@@ -29,6 +29,9 @@ def build_definitions(raising: RaisingResource | None = None) -> Definitions:
         jobs=[raise_shard_job, publish_curriculum_job],
         sensors=[raw_shard_sensor],
         resources={"raising": raising, "teacher": TeacherResource(raising=raising)},
+        # every run (jobs and ad-hoc materializations from the UI) in one process, so the
+        # teacher's engine starts once a run, not once a step
+        executor=in_process_executor,
     )
 
 

@@ -1,6 +1,6 @@
 """Jobs: one raises a shard through every per-shard asset, one publishes the curriculum."""
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from dagster import AssetSelection, define_asset_job
 
 SHARD_ASSETS = ["raw_docs", "first_person_docs", "experiential_docs", "social_docs", "scored_docs"]
 CURRICULUM_ASSETS = ["ordered_docs", "training_ready_corpus"]
@@ -9,7 +9,6 @@ raise_shard_job = define_asset_job(
     "raise_shard",
     selection=AssetSelection.assets(*SHARD_ASSETS),
     description="Read, frame, experience, socialize and score one raw shard.",
-    executor_def=in_process_executor,  # one process a run: the teacher's engine starts once
 )
 publish_curriculum_job = define_asset_job(
     "publish_curriculum",
