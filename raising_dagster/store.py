@@ -12,8 +12,6 @@ from typing import Any
 
 import polars as pl
 
-SHARD_ASSETS = ("raw_docs", "first_person_docs", "experiential_docs", "social_docs", "scored_docs")
-
 
 @dataclass(frozen=True)
 class StoreLayout:
@@ -23,9 +21,6 @@ class StoreLayout:
 
     def shard_file(self, asset: str, partition: str) -> Path:
         return self.root / asset / f"{partition}.parquet"
-
-    def shard_glob(self, asset: str) -> str:
-        return str(self.root / asset / "*.parquet")
 
     def shard_stats(self, partition: str) -> Path:
         return self.root / "raw_docs" / f"{partition}.stats.json"
@@ -44,10 +39,6 @@ class StoreLayout:
     @property
     def training_dir(self) -> Path:
         return self.root / "training_ready"
-
-    def partitions(self, asset: str) -> list[str]:
-        folder = self.root / asset
-        return sorted(p.stem for p in folder.glob("*.parquet")) if folder.is_dir() else []
 
 
 def write_parquet(frame: pl.DataFrame, path: Path) -> None:
