@@ -1,5 +1,6 @@
 """The code location loads, validates, and keeps its asset graph (a change shows up in review)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_jobs_and_sensor_are_defined() -> None:
     assert defs.resolve_sensor_def("raw_shard_sensor").job_name == "raise_shard"
 
 
-def test_dagster_cli_validates_the_workspace() -> None:
+def test_dagster_cli_validates_the_workspace(tmp_path: Path) -> None:
     root = Path(__file__).parents[2]
     result = subprocess.run(
         [
@@ -77,6 +78,7 @@ def test_dagster_cli_validates_the_workspace() -> None:
             "workspace.yaml",
         ],
         cwd=root,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=120,
