@@ -42,6 +42,12 @@ def preview(frame: pl.DataFrame, columns: list[str], rows: int = 3) -> MetadataV
     return MetadataValue.md("\n".join(lines))
 
 
+def counts_by(frame: pl.DataFrame, column: str) -> dict[str, int]:
+    """Rows per value of a column (nulls left out), sorted by value."""
+    counts = frame.filter(pl.col(column).is_not_null()).group_by(column).len().sort(column)
+    return dict(counts.iter_rows())
+
+
 def check_result(name: str, outcome: Outcome) -> AssetCheckResult:
     return AssetCheckResult(
         check_name=name,

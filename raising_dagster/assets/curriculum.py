@@ -15,7 +15,13 @@ from dagster import (
     asset,
 )
 
-from raising_dagster.assets.common import GROUP, blocking_check, check_result, stage_code_version
+from raising_dagster.assets.common import (
+    GROUP,
+    blocking_check,
+    check_result,
+    counts_by,
+    stage_code_version,
+)
 from raising_dagster.assets.framing import experiential_docs, first_person_docs, social_docs
 from raising_dagster.assets.raw import raw_docs
 from raising_dagster.assets.scored import scored_docs
@@ -105,7 +111,7 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
         )
     finally:
         con.close()
-    by_reason = dict(exclusions.group_by("reason").len().sort("reason").iter_rows())
+    by_reason = counts_by(exclusions, "reason")
     write_json(
         {"shards": ready, "pending": pending}, layout.ordered_file.with_suffix(".shards.json")
     )
@@ -159,7 +165,7 @@ def training_ready_corpus(
             refusal(problems),
             metadata={"failed_checks": MetadataValue.json([p.__dict__ for p in problems])},
         )
-    exclusions = pl.read_parquet(layout.exclusions_file).group_by("reason").len().sort("reason")
+    exclusions = counts_by(pl.read_parquet(layout.exclusions_file), "reason")
     con = connect(temp_dir=layout.root / ".duckdb_tmp")
     try:
         manifest = build_training_corpus(
@@ -168,7 +174,7 @@ def training_ready_corpus(
             staging,
             settings,
             [json.loads(layout.shard_stats(k).read_text()) for k in shards],
-            dict(exclusions.iter_rows()),
+            exclusions,
         )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -13,6 +13,7 @@ from raising_dagster.assets.common import (
     GROUP,
     blocking_check,
     check_result,
+    counts_by,
     preview,
     stage_code_version,
 )
@@ -52,15 +53,7 @@ def _result(
             else "none",
             "cache_hits": int(frame["cache_hit"].sum()),
             "cache_misses": int((~frame["cache_hit"]).sum()),
-            "fallbacks_by_reason": MetadataValue.json(
-                dict(
-                    frame.filter(pl.col("fallback_reason").is_not_null())
-                    .group_by("fallback_reason")
-                    .len()
-                    .sort("fallback_reason")
-                    .iter_rows()
-                )
-            ),
+            "fallbacks_by_reason": MetadataValue.json(counts_by(frame, "fallback_reason")),
             "path": MetadataValue.path(str(path)),
             "preview": preview(frame, ["doc_id", "values", "text"]),
         },

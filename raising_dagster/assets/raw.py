@@ -8,7 +8,13 @@ from dagster import (
     asset,
 )
 
-from raising_dagster.assets.common import GROUP, blocking_check, check_result, preview
+from raising_dagster.assets.common import (
+    GROUP,
+    blocking_check,
+    check_result,
+    counts_by,
+    preview,
+)
 from raising_dagster.expectations.gx_suites import suite_outcome
 from raising_dagster.expectations.invariants import records_conserved
 from raising_dagster.partitions import raw_shards
@@ -40,7 +46,7 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
     read = read_shard(shards[key])
     write_parquet(read.docs, layout.shard_file("raw_docs", key))
     write_parquet(read.quarantine, layout.quarantine_file(key))
-    by_reason = dict(read.quarantine.group_by("reason").len().sort("reason").iter_rows())
+    by_reason = counts_by(read.quarantine, "reason")
     stats = {
         "shard": key,
         "file": shards[key].name,
@@ -58,9 +64,7 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
             "quarantined": read.quarantine.height,
             "quarantined_by_reason": MetadataValue.json(by_reason),
             "content_sha": read.content_sha,
-            "kinds": MetadataValue.json(
-                dict(read.docs.group_by("kind").len().sort("kind").iter_rows())
-            ),
+            "kinds": MetadataValue.json(counts_by(read.docs, "kind")),
             "path": MetadataValue.path(str(layout.shard_file("raw_docs", key))),
             "quarantine_path": MetadataValue.path(str(layout.quarantine_file(key))),
             "preview": preview(read.docs, ["doc_id", "kind", "title", "text"]),

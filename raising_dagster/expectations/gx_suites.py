@@ -25,11 +25,10 @@ import polars as pl
 
 from raising_dagster.expectations.invariants import LISTED, Outcome
 from raising_dagster.stages.framing import (
-    I_SPEAKER,
+    dialogue_flags,
     framed,
     has_reflection,
     is_first_person,
-    parse_dialogue,
 )
 from raising_dagster.stages.kinds import KINDS
 
@@ -57,15 +56,6 @@ def suite_columns(name: str) -> list[str]:
     return list(dict.fromkeys([ID_COLUMN, *columns]))
 
 
-def _dialogue_flags(text: str) -> dict[str, bool]:
-    turns = parse_dialogue(text)
-    speakers = {s for s, _ in turns or []}
-    return {
-        "dialogue_parses": turns is not None and len(turns) >= 2,
-        "i_speaks": I_SPEAKER in speakers and len(speakers) >= 2,
-    }
-
-
 _DIALOGUE = pl.Struct({"dialogue_parses": pl.Boolean, "i_speaks": pl.Boolean})
 
 
@@ -78,7 +68,7 @@ def text_flags(variant: str) -> list[pl.Expr]:
     if variant == "experiential":
         flags.append(has_reflection(text).alias("reflects_in_first_person"))
     if variant == "social":
-        flags.append(text.map_elements(_dialogue_flags, return_dtype=_DIALOGUE).alias("dialogue"))
+        flags.append(text.map_elements(dialogue_flags, return_dtype=_DIALOGUE).alias("dialogue"))
     return flags
 
 

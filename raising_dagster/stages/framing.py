@@ -38,15 +38,19 @@ def parse_dialogue(text: str) -> list[tuple[str, str]] | None:
     return turns
 
 
-def is_dialogue(text: str, min_turns: int = 2) -> bool:
-    """A parseable dialogue with at least `min_turns` turns and the "I" speaking."""
+def dialogue_flags(text: str) -> dict[str, bool]:
+    """Whether a text parses into at least two turns, and whether the "I" speaks with someone."""
     turns = parse_dialogue(text)
-    return (
-        turns is not None
-        and len(turns) >= min_turns
-        and any(s == I_SPEAKER for s, _ in turns)
-        and any(s != I_SPEAKER for s, _ in turns)
-    )
+    speakers = {s for s, _ in turns or []}
+    return {
+        "dialogue_parses": turns is not None and len(turns) >= 2,
+        "i_speaks": I_SPEAKER in speakers and len(speakers) >= 2,
+    }
+
+
+def is_dialogue(text: str) -> bool:
+    """A parseable dialogue with at least two turns and the "I" speaking with someone."""
+    return all(dialogue_flags(text).values())
 
 
 def framed(texts: pl.Expr, variant: pl.Expr) -> pl.Expr:
