@@ -40,19 +40,47 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _check_regex(pattern: str, what: str) -> None:
+    """Refuse a pattern that Polars' regex engine (Rust `regex`: no look-around, no
+    backreferences) cannot compile."""
+    import polars as pl
+
+    try:
+        pl.Series([""]).str.contains(pattern)
+    except pl.exceptions.ComputeError as exc:
+        raise ValueError(f"{what} {pattern!r} is not a valid regular expression: {exc}") from exc
+
+
 class CodexValue(_Strict):
+    """One value of the codex: how to recognise it in a text and how much of each stage must
+    teach it.
+
+    `cues` are words or phrases matched whole and case-insensitively; a word ending in `*`
+    matches any ending (`honest*` matches honest, honesty, honestly; `help* others` matches
+    "helping others"). `not_cues` are regular expressions of
+    look-alike uses that are not the value ("kind of", "lie down"): a cue inside one is ignored.
+    """
+
     name: str = Field(pattern=r"^[a-z][a-z_]*$")
     description: str = Field(min_length=10)
     cues: tuple[str, ...] = Field(min_length=1)
+    not_cues: tuple[str, ...] = ()
     min_share: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("cues")
     @classmethod
     def _lower_nonempty(cls, cues: tuple[str, ...]) -> tuple[str, ...]:
         cleaned = tuple(c.strip().lower() for c in cues)
-        if any(not c for c in cleaned):
+        if any(not c.rstrip("*") for c in cleaned):
             raise ValueError("cue phrases must be non-empty")
         return cleaned
+
+    @field_validator("not_cues")
+    @classmethod
+    def _compiles(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            _check_regex(pattern, "not_cue")
+        return patterns
 
     @field_validator("min_share")
     @classmethod
@@ -66,25 +94,49 @@ class CodexValue(_Strict):
 
     @property
     def cue_pattern(self) -> str:
-        """Case-insensitive regex matching any cue at a word start."""
-        alternatives = "|".join(re.escape(c).replace(r"\ ", r"\s+") for c in self.cues)
-        return rf"(?i)\b(?:{alternatives})"
+        """Case-insensitive regex matching any cue as whole words; a word ending in `*` matches
+        any ending (`help* others` matches "helps others", "helping others")."""
+        alternatives = "|".join(
+            r"\s+".join(
+                re.escape(word.rstrip("*")) + (r"\w*" if word.endswith("*") else "")
+                for word in cue.split()
+            )
+            for cue in self.cues
+        )
+        return rf"(?i)\b(?:{alternatives})\b"
+
+    @property
+    def not_cue_pattern(self) -> str | None:
+        """Case-insensitive regex of the look-alike uses, or None."""
+        if not self.not_cues:
+            return None
+        return "(?i)" + "|".join(f"(?:{p})" for p in self.not_cues)
 
 
 class ValueCodex(_Strict):
-    """The values the corpus must carry, with cue phrases and per-stage minimum shares."""
+    """The values the corpus must teach: cue phrases to detect them, the minimum share of each
+    curriculum stage that must teach each, and how many values one record may teach."""
 
-    version: int
-    default_value: str
+    version: int = Field(ge=2)
+    max_taught_values: int = Field(default=2, ge=1)
     values: tuple[CodexValue, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_v1_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "default_value" in data:
+            raise ValueError(
+                "default_value (codex version 1) is gone: a document without a cue is now "
+                "assigned a value so that every stage meets its min_share; remove default_value, "
+                "set version: 2, and mark prefix cues with a trailing '*' (honest*)"
+            )
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> ValueCodex:
         names = [v.name for v in self.values]
         if len(set(names)) != len(names):
             raise ValueError(f"value names must be unique, got {names}")
-        if self.default_value not in names:
-            raise ValueError(f"default_value {self.default_value!r} is not one of {names}")
         return self
 
     @property
@@ -94,9 +146,17 @@ class ValueCodex(_Strict):
     def get(self, name: str) -> CodexValue:
         return next(v for v in self.values if v.name == name)
 
+    def stage_min_shares(self, stage: str) -> dict[str, float]:
+        """The positive minimum shares a stage asks for, by value."""
+        return {v.name: v.min_share[stage] for v in self.values if v.min_share.get(stage, 0) > 0}
+
+
+Role = Literal["grandparent", "parent", "teacher", "peer", "sibling", "mentor"]
+ROLES: tuple[Role, ...] = ("grandparent", "parent", "teacher", "peer", "sibling", "mentor")
+
 
 class Person(_Strict):
-    role: Literal["grandparent", "teacher", "peer", "mentor", "parent", "sibling"]
+    role: Role
     name: str = Field(min_length=1)
     address: str = Field(min_length=1)
 
@@ -138,27 +198,48 @@ def model_sha(model: BaseModel) -> str:
     return sha256_hex(json.dumps(model.model_dump(mode="json"), sort_keys=True))
 
 
-LLM_PROMPTS: dict[str, str] = {
-    "first_person": "first_person/rewrite.v1",
-    "experiential": "experiential/rewrite.v1",
-    "social": "social/rewrite.v1",
+# The LLM prompt of each framing stage, by teacher mode (`teacher.prompts` overrides one).
+LLM_PROMPTS: dict[str, dict[str, str]] = {
+    "experience": {
+        "first_person": "first_person/experience.v1",
+        "experiential": "experiential/experience.v1",
+        "social": "social/experience.v1",
+    },
+    "rewrite": {
+        "first_person": "first_person/rewrite.v1",
+        "experiential": "experiential/rewrite.v1",
+        "social": "social/rewrite.v1",
+    },
 }
+FramingStage = Literal["first_person", "experiential", "social"]
 
 
 class TeacherSettings(BaseModel):
-    """The teacher backend and, for the LLM backends (`vllm`, `openai`), model, prompts, limits."""
+    """The teacher backend and, for the LLM backends (`vllm`, `openai`), model, prompts, limits.
+
+    `mode: experience` (default) keeps each document verbatim and asks the model only for the
+    experience around it (a short first-person reflection, the "I"'s turn in a dialogue), the
+    answer started for it; `mode: rewrite` asks for a whole rewrite, for strong models."""
 
     model_config = ConfigDict(extra="forbid")
 
     backend: Literal["template", "vllm", "openai"] = "template"
+    mode: Literal["experience", "rewrite"] = "experience"
+    # experience mode: the stages whose text the model writes (the others: the template teacher);
+    # a 135M model cannot say what it is about to read, so the opener stays templated by default
+    llm_stages: tuple[FramingStage, ...] = ("experiential", "social")
+    # experience mode, openai backend: `continue` sends the started answer as a final assistant
+    # message to continue (vLLM's continue_final_message); `instruct` asks for it in the prompt
+    prefill: Literal["continue", "instruct"] = "continue"
+    min_grounding: int = Field(
+        default=0, ge=0
+    )  # content words an output must share with its source
     batch_size: int = Field(default=64, ge=1)
     # LLM backends
     model: str | None = None  # vllm: model folder (None: embedded SmolLM2); openai: served name
     model_revision: str | None = None  # part of the cache key; vllm default: from the folder
     data_dir: Path = Path("data")  # the embedded model is converted under DATA_DIR/models
-    prompts: dict[Literal["first_person", "experiential", "social"], str] = Field(
-        default_factory=lambda: dict(LLM_PROMPTS)
-    )
+    prompts: dict[FramingStage, str] = Field(default_factory=dict)  # stage -> prompt id override
     max_model_len: int = Field(default=2048, ge=128)
     max_attempts: int = Field(default=3, ge=1)
     structured_dialogue: bool = False  # social stage as JSON turns (structured output)
@@ -180,6 +261,14 @@ class TeacherSettings(BaseModel):
     retry_budget: float = Field(default=0.5, ge=0.0)  # retries per batch, as a share of requests
     backoff_s: float = Field(default=0.5, ge=0.0)
     max_backoff_s: float = Field(default=20.0, ge=0.0)
+
+    def prompt_id(self, stage: FramingStage) -> str:
+        """The LLM prompt of a stage: the override, else the mode's default."""
+        return self.prompts.get(stage) or LLM_PROMPTS[self.mode][stage]
+
+    def uses_llm(self, stage: FramingStage) -> bool:
+        """Whether the model writes this stage's text (else the template teacher does)."""
+        return self.mode == "rewrite" or stage in self.llm_stages
 
 
 class CurriculumStage(BaseModel):
@@ -249,6 +338,8 @@ class ScoringSettings(BaseModel):
         }
     )
     dilemma_min_values: int = Field(default=2, ge=2)
+    # a value is detected when its cue hits reach max(1, words // value_words_per_hit)
+    value_words_per_hit: int = Field(default=400, ge=1)
 
     @field_validator("weights")
     @classmethod

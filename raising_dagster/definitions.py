@@ -2,6 +2,7 @@
 
 from dagster import Definitions, in_process_executor
 
+from raising_dagster.assets.common import with_code_versions
 from raising_dagster.assets.curriculum import ordered_docs, training_ready_corpus
 from raising_dagster.assets.framing import experiential_docs, first_person_docs, social_docs
 from raising_dagster.assets.raw import raw_docs
@@ -12,10 +13,10 @@ from raising_dagster.sensors import raw_shard_sensor
 
 ASSETS = [
     raw_docs,
+    scored_docs,
     first_person_docs,
     experiential_docs,
     social_docs,
-    scored_docs,
     ordered_docs,
     training_ready_corpus,
 ]
@@ -25,7 +26,7 @@ def build_definitions(raising: RaisingResource | None = None) -> Definitions:
     """The code location; `raising` overrides the settings resource (default: env, config)."""
     raising = raising or RaisingResource()
     return Definitions(
-        assets=ASSETS,
+        assets=with_code_versions(ASSETS, raising.settings),
         jobs=[raise_shard_job, publish_curriculum_job],
         sensors=[raw_shard_sensor],
         resources={"raising": raising, "teacher": TeacherResource(raising=raising)},

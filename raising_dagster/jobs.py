@@ -2,13 +2,13 @@
 
 from dagster import AssetSelection, define_asset_job
 
-SHARD_ASSETS = ["raw_docs", "first_person_docs", "experiential_docs", "social_docs", "scored_docs"]
+SHARD_ASSETS = ["raw_docs", "scored_docs", "first_person_docs", "experiential_docs", "social_docs"]
 CURRICULUM_ASSETS = ["ordered_docs", "training_ready_corpus"]
 
 raise_shard_job = define_asset_job(
     "raise_shard",
     selection=AssetSelection.assets(*SHARD_ASSETS),
-    description="Read, frame, experience, socialize and score one raw shard.",
+    description="Read, score (and weave values), frame, experience and socialize one raw shard.",
 )
 publish_curriculum_job = define_asset_job(
     "publish_curriculum",

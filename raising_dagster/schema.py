@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from raising_dagster.teacher.base import LINEAGE_COLUMNS
+
 RAW_SCHEMA: dict[str, pl.DataType] = {
     "doc_id": pl.String(),
     "shard": pl.String(),
@@ -24,19 +26,12 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "raw": pl.String(),
 }
 
-# Lineage carried by every generated record: which teacher, prompt and sampling made it.
+# Lineage carried by every generated record: its source and how its text was made (one record
+# type, teacher/base.py `Lineage`, shared with the generation cache).
 LINEAGE_SCHEMA: dict[str, pl.DataType] = {
     "source_doc_id": pl.String(),
     "input_sha": pl.String(),
-    "teacher_backend": pl.String(),
-    "teacher_model": pl.String(),
-    "prompt_id": pl.String(),
-    "prompt_sha": pl.String(),
-    "sampling": pl.String(),
-    "seed": pl.Int64(),
-    "cache_hit": pl.Boolean(),
-    "attempts": pl.Int32(),
-    "fallback_reason": pl.String(),
+    **LINEAGE_COLUMNS,
 }
 
 REWRITE_SCHEMA: dict[str, pl.DataType] = {
@@ -45,7 +40,9 @@ REWRITE_SCHEMA: dict[str, pl.DataType] = {
     "kind": pl.String(),
     "title": pl.String(),
     "text": pl.String(),
-    "values": pl.List(pl.String()),
+    "values": pl.List(pl.String()),  # taught, strongest first
+    "value_sources": pl.List(pl.String()),
+    "topic_words": pl.List(pl.String()),
     "safety_flag": pl.String(),
     **LINEAGE_SCHEMA,
 }
@@ -62,9 +59,13 @@ SCORE_SCHEMA: dict[str, pl.DataType] = {
     "compression_ratio": pl.Float64(),
     "n_tokens": pl.Int64(),
     "difficulty": pl.Float64(),
-    "values": pl.List(pl.String()),
+    "values": pl.List(pl.String()),  # taught, strongest first (stages/values.py weave_values)
+    "value_sources": pl.List(pl.String()),  # `detected` or `assigned`, one per taught value
+    "value_evidence": pl.String(),  # JSON: cue hits of a detected value, why one was assigned
+    "detected_values": pl.List(pl.String()),  # what the source itself expresses
     "value_strengths": pl.String(),
-    "n_values": pl.Int32(),
+    "n_values": pl.Int32(),  # detected values
+    "topic_words": pl.List(pl.String()),
     "is_dilemma": pl.Boolean(),
     "is_value_definition": pl.Boolean(),
     "safety_flag": pl.String(),
@@ -82,6 +83,9 @@ TRAINING_COLUMNS: tuple[str, ...] = (
     "kind",
     "difficulty",
     "values",
+    "value_sources",
+    "detected_values",
+    "value_evidence",
     "n_tokens",
     *[c for c in LINEAGE_SCHEMA if c != "source_doc_id"],
 )

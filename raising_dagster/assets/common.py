@@ -1,31 +1,86 @@
 """What every asset shares: group, code versions, metadata previews, check results."""
 
+import json
+
 import polars as pl
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetsDefinition,
+    AssetSpec,
     MetadataValue,
     PartitionsDefinition,
 )
 
-from raising_dagster.config import LLM_PROMPTS, load_codex, load_identity, model_sha, sha256_hex
+from raising_dagster.config import RaisingSettings, model_sha, sha256_hex
 from raising_dagster.expectations.invariants import Markdown, Outcome
 from raising_dagster.prompts import load_prompt
-from raising_dagster.teacher.base import Stage
-from raising_dagster.teacher.template import PROMPT_IDS
+from raising_dagster.stages.order import VALUE_LINK
+from raising_dagster.stages.tasks import TASKS
+from raising_dagster.stages.tasks.experiential import RECONTEXTUALIZE_ID
 
 GROUP = "raising"
 _PREVIEW_CHARS = 240
 
 
-def stage_code_version(stage: Stage | None = None) -> str:
-    """A code version from the default codex, identity card and the stage's prompts (template and
-    LLM), so the UI shows an asset as stale when any of them changes."""
-    parts = [model_sha(load_codex()), model_sha(load_identity())]
-    if stage is not None:
-        parts += [load_prompt(PROMPT_IDS[stage]).sha, load_prompt(LLM_PROMPTS[stage]).sha]
-    return sha256_hex(":".join(parts))[:16]
+def _sha(*parts: object) -> str:
+    return sha256_hex(json.dumps(parts, sort_keys=True, default=str))[:16]
+
+
+def code_versions(settings: RaisingSettings) -> dict[str, str]:
+    """Each asset's code version from what the run uses: the configured codex and identity card,
+    the stage's templates and prompts, and the settings that shape its output; so the UI shows an
+    asset stale when any of them changes (the user's own codex included)."""
+    codex, identity = model_sha(settings.codex), model_sha(settings.identity)
+    teacher = settings.teacher.model_dump(mode="json", exclude={"batch_size", "data_dir"})
+    versions = {
+        "scored_docs": _sha(
+            "score-v2",
+            codex,
+            settings.scoring.model_dump(mode="json"),
+            settings.curriculum.model_dump(mode="json"),
+        ),
+        "ordered_docs": _sha(
+            "order-v2",
+            codex,
+            identity,
+            load_prompt(VALUE_LINK).sha,
+            settings.curriculum.model_dump(mode="json"),
+        ),
+        "training_ready_corpus": _sha(
+            "publish-v1",
+            settings.tokenizer.model_dump(mode="json"),
+            settings.curriculum.records_per_file,
+        ),
+    }
+    for stage, task in TASKS.items():
+        prompts = [
+            load_prompt(task.template_id).sha,
+            load_prompt(settings.teacher.prompt_id(stage)).sha,
+        ]
+        if stage == "experiential":
+            prompts.append(load_prompt(RECONTEXTUALIZE_ID).sha)
+        shaping = (
+            [settings.curriculum.seed, settings.curriculum.social_share]
+            if stage == "social"
+            else [settings.curriculum.seed]
+        )
+        versions[f"{stage}_docs"] = _sha("frame-v2", codex, identity, prompts, teacher, shaping)
+    return versions
+
+
+def with_code_versions(
+    assets: list[AssetsDefinition], settings: RaisingSettings
+) -> list[AssetsDefinition]:
+    """The assets with their code versions computed from `settings` (`code_versions`)."""
+    versions = code_versions(settings)
+
+    def versioned(spec: AssetSpec) -> AssetSpec:
+        name = spec.key.to_user_string()
+        return spec.replace_attributes(code_version=versions[name]) if name in versions else spec
+
+    return [a.map_asset_specs(versioned) for a in assets]
 
 
 def preview(frame: pl.DataFrame, columns: list[str], rows: int = 3) -> MetadataValue:

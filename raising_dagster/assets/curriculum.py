@@ -20,7 +20,6 @@ from raising_dagster.assets.common import (
     blocking_check,
     check_result,
     counts_by,
-    stage_code_version,
 )
 from raising_dagster.assets.framing import experiential_docs, first_person_docs, social_docs
 from raising_dagster.assets.raw import raw_docs
@@ -77,7 +76,6 @@ def _stage_table(stages: list[dict]) -> MetadataValue:
             ORDERED_SUITE,
         )
     ],
-    code_version=stage_code_version(),
 )
 def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
     """Every record of every shard in one scaffolded curriculum order, simple to complex."""
@@ -90,13 +88,15 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
         )
     con = connect(temp_dir=layout.root / ".duckdb_tmp")
     try:
-        summary = order_records(
+        summary, infeasible = order_records(
             con,
             [layout.shard_file("scored_docs", k) for k in ready],
             [layout.shard_file("experiential_docs", k) for k in ready],
             [layout.shard_file("social_docs", k) for k in ready],
             layout.ordered_file,
             settings.curriculum,
+            settings.codex,
+            settings.identity,
         )
         outcome = curriculum_ordered(con, layout.ordered_file, settings.curriculum)
         exclusions = con.sql("SELECT * FROM excluded ORDER BY shard, doc_id, variant").pl()
@@ -108,6 +108,7 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
             layout.exclusions_file,
             pending,
             settings,
+            infeasible,
         )
     finally:
         con.close()
@@ -147,7 +148,7 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
 GATED_BY = (raw_docs, first_person_docs, experiential_docs, social_docs, scored_docs, ordered_docs)
 
 
-@asset(group_name=GROUP, deps=[ordered_docs], code_version=stage_code_version())
+@asset(group_name=GROUP, deps=[ordered_docs])
 def training_ready_corpus(
     context: AssetExecutionContext, raising: RaisingResource
 ) -> MaterializeResult:

@@ -1,5 +1,7 @@
 """`first_person_docs`, `experiential_docs`, `social_docs`: the three framings by the teacher."""
 
+from collections.abc import Callable
+
 import polars as pl
 from dagster import (
     AssetExecutionContext,
@@ -13,17 +15,19 @@ from raising_dagster.assets.common import (
     GROUP,
     blocking_check,
     check_result,
-    counts_by,
     preview,
-    stage_code_version,
 )
 from raising_dagster.assets.raw import raw_docs
+from raising_dagster.assets.scored import scored_docs
 from raising_dagster.expectations.gx_suites import suite_outcome
 from raising_dagster.expectations.invariants import framing_coverage
 from raising_dagster.partitions import raw_shards
+from raising_dagster.progress import stage_progress
 from raising_dagster.resources import RaisingResource, TeacherResource
 from raising_dagster.stages import rewrite
+from raising_dagster.stages.rewrite import BatchDone, teacher_summary
 from raising_dagster.store import write_parquet
+from raising_dagster.teacher.base import Stage, Teacher
 
 FIRST_PERSON_FRAMED = "every_record_framed_in_first_person"
 EXPERIENCE_REFLECTED = "every_record_has_first_person_reflection"
@@ -45,15 +49,18 @@ def _result(
     path = raising.layout.shard_file(asset, context.partition_key)
     write_parquet(frame, path)
     outcome = framing_coverage(frame, variant, raising.settings.checks.min_framed_share)
+    summary = teacher_summary(frame)
     return MaterializeResult(
         metadata={
             "records": frame.height,
-            "teacher": f"{frame['teacher_backend'][0]}/{frame['teacher_model'][0]}"
-            if frame.height
-            else "none",
+            "records_by_writer": MetadataValue.json(summary["by_writer"]),
+            "llm_tried": summary["llm_tried"],
+            "llm_accepted": summary["llm_accepted"],
+            "llm_acceptance": summary["llm_acceptance"] or 0.0,
+            "mean_grounding": summary["mean_grounding"] or 0.0,
             "cache_hits": int(frame["cache_hit"].sum()),
             "cache_misses": int((~frame["cache_hit"]).sum()),
-            "fallbacks_by_reason": MetadataValue.json(counts_by(frame, "fallback_reason")),
+            "fallbacks_by_reason": MetadataValue.json(summary["fallbacks_by_reason"]),
             "path": MetadataValue.path(str(path)),
             "preview": preview(frame, ["doc_id", "values", "text"]),
         },
@@ -68,28 +75,58 @@ def _read(raising: RaisingResource, asset: str, partition: str) -> pl.DataFrame:
     return pl.read_parquet(raising.layout.shard_file(asset, partition))
 
 
+def _frame(
+    context: AssetExecutionContext,
+    teacher: TeacherResource,
+    stage: Stage,
+    docs: int,
+    run: Callable[[Teacher, BatchDone], pl.DataFrame],
+) -> pl.DataFrame:
+    """Run a framing stage with a progress bar (documents, tokens/s, ETA) on a terminal."""
+    active = teacher.get()
+    llm = getattr(active, "inner", active)
+    with stage_progress(f"{stage} [{context.partition_key}]", docs) as progress:
+        if hasattr(llm, "progress"):
+            llm.progress = progress.generated
+        try:
+            return run(active, progress.documents)
+        finally:
+            if hasattr(llm, "progress"):
+                llm.progress = None
+
+
 @asset(
     group_name=GROUP,
     partitions_def=raw_shards,
-    deps=[raw_docs],
+    deps=[scored_docs],
     backfill_policy=BackfillPolicy.multi_run(1),
     check_specs=[
         blocking_check(FIRST_PERSON_FRAMED, "first_person_docs", raw_shards),
         blocking_check(FIRST_PERSON_SUITE, "first_person_docs", raw_shards),
     ],
-    code_version=stage_code_version("first_person"),
 )
 def first_person_docs(
     context: AssetExecutionContext, raising: RaisingResource, teacher: TeacherResource
 ) -> MaterializeResult:
     """Every document framed as seen by the one persistent "I", varied by kind of document."""
     settings = raising.settings
-    frame = rewrite.first_person(
-        _read(raising, "raw_docs", context.partition_key),
-        teacher.get(),
-        settings.codex,
-        settings.curriculum.seed,
-        settings.teacher.batch_size,
+    key = context.partition_key
+    raw = _read(raising, "raw_docs", key)
+    scored = _read(raising, "scored_docs", key)
+    frame = _frame(
+        context,
+        teacher,
+        "first_person",
+        raw.height,
+        lambda t, done: rewrite.first_person(
+            raw,
+            scored,
+            t,
+            settings.codex,
+            settings.curriculum.seed,
+            settings.teacher.batch_size,
+            done,
+        ),
     )
     return _result(
         context,
@@ -111,19 +148,21 @@ def first_person_docs(
         blocking_check(EXPERIENCE_REFLECTED, "experiential_docs", raw_shards),
         blocking_check(EXPERIENTIAL_SUITE, "experiential_docs", raw_shards),
     ],
-    code_version=stage_code_version("experiential"),
 )
 def experiential_docs(
     context: AssetExecutionContext, raising: RaisingResource, teacher: TeacherResource
 ) -> MaterializeResult:
-    """The framed documents set in lived experience, with a reflection tied to codex values."""
+    """The framed documents set in lived experience, with a reflection on the values taught."""
     settings = raising.settings
-    frame = rewrite.experiential(
-        _read(raising, "first_person_docs", context.partition_key),
-        teacher.get(),
-        settings.codex,
-        settings.curriculum.seed,
-        settings.teacher.batch_size,
+    framed = _read(raising, "first_person_docs", context.partition_key)
+    frame = _frame(
+        context,
+        teacher,
+        "experiential",
+        framed.height,
+        lambda t, done: rewrite.experiential(
+            framed, t, settings.codex, settings.curriculum.seed, settings.teacher.batch_size, done
+        ),
     )
     return _result(
         context,
@@ -139,26 +178,39 @@ def experiential_docs(
 @asset(
     group_name=GROUP,
     partitions_def=raw_shards,
-    deps=[experiential_docs],
+    deps=[experiential_docs, raw_docs],
     backfill_policy=BackfillPolicy.multi_run(1),
     check_specs=[
         blocking_check(DIALOGUE_PARSES, "social_docs", raw_shards),
         blocking_check(SOCIAL_SUITE, "social_docs", raw_shards),
     ],
-    code_version=stage_code_version("social"),
 )
 def social_docs(
     context: AssetExecutionContext, raising: RaisingResource, teacher: TeacherResource
 ) -> MaterializeResult:
-    """A scripted dialogue per document in which the "I" talks with a recurring mentor figure."""
+    """A scripted dialogue, for a seeded share of the documents, in which the "I" talks with a
+    person of the identity card chosen by kind."""
     settings = raising.settings
     key = context.partition_key
-    frame = rewrite.social(
-        _read(raising, "experiential_docs", key),
-        _read(raising, "raw_docs", key),
-        teacher.get(),
-        settings.codex,
-        settings.curriculum.seed,
-        settings.teacher.batch_size,
+    experienced = _read(raising, "experiential_docs", key)
+    raw = _read(raising, "raw_docs", key)
+    chosen = rewrite.dialogue_docs(
+        experienced, settings.curriculum.seed, settings.curriculum.social_share
+    )
+    frame = _frame(
+        context,
+        teacher,
+        "social",
+        chosen.height,
+        lambda t, done: rewrite.social(
+            experienced,
+            raw,
+            t,
+            settings.codex,
+            settings.curriculum.seed,
+            settings.curriculum.social_share,
+            settings.teacher.batch_size,
+            done,
+        ),
     )
     return _result(context, raising, "social_docs", "social", DIALOGUE_PARSES, SOCIAL_SUITE, frame)

@@ -8,9 +8,7 @@ from raising_dagster.assets.common import (
     blocking_check,
     check_result,
     preview,
-    stage_code_version,
 )
-from raising_dagster.assets.framing import social_docs
 from raising_dagster.assets.raw import raw_docs
 from raising_dagster.expectations.gx_suites import suite_outcome
 from raising_dagster.partitions import raw_shards
@@ -24,22 +22,23 @@ SCORED_SUITE = "scored_docs_meet_expectation_suite"
 @asset(
     group_name=GROUP,
     partitions_def=raw_shards,
-    deps=[social_docs, raw_docs],
+    deps=[raw_docs],
     backfill_policy=BackfillPolicy.multi_run(1),
     check_specs=[blocking_check(SCORED_SUITE, "scored_docs", raw_shards)],
-    code_version=stage_code_version(),
 )
 def scored_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
-    """Readability-based difficulty and codex value signals for each document of a shard."""
+    """Readability-based difficulty, the codex values each document expresses and the ones it
+    will teach, and what it is about, for each document of a shard."""
     settings = raising.settings
     key = context.partition_key
     raw = pl.read_parquet(raising.layout.shard_file("raw_docs", key))
-    scored = score_docs(raw, settings.codex, settings.scoring)
+    scored = score_docs(raw, settings.codex, settings.scoring, settings.curriculum)
     path = raising.layout.shard_file("scored_docs", key)
     write_parquet(scored, path)
-    values = scored.select(
+    taught = scored.select(
         pl.col("values").explode(empty_as_null=True).drop_nulls().value_counts(sort=True)
     )
+    sources = scored.select(pl.col("value_sources").list.first().value_counts(sort=True))
     return MaterializeResult(
         metadata={
             "records": scored.height,
@@ -52,11 +51,17 @@ def scored_docs(context: AssetExecutionContext, raising: RaisingResource) -> Mat
             ),
             "dilemmas": int(scored["is_dilemma"].sum()),
             "value_definitions": int(scored["is_value_definition"].sum()),
-            "documents_per_value": MetadataValue.json(
-                {r["values"]: r["count"] for r in values["values"].to_list()}
+            "documents_per_taught_value": MetadataValue.json(
+                {r["values"]: r["count"] for r in taught["values"].to_list()}
             ),
+            "first_value_source": MetadataValue.json(
+                {r["value_sources"]: r["count"] for r in sources["value_sources"].to_list()}
+            ),
+            "documents_with_detected_value": int((scored["n_values"] > 0).sum()),
             "path": MetadataValue.path(str(path)),
-            "preview": preview(scored, ["doc_id", "kind", "fk_grade", "difficulty", "values"]),
+            "preview": preview(
+                scored, ["doc_id", "kind", "difficulty", "detected_values", "values", "topic_words"]
+            ),
         },
         check_results=[check_result(SCORED_SUITE, suite_outcome(scored, "scored_docs"))],
     )

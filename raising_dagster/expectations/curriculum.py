@@ -23,10 +23,15 @@ _EXCERPT = 160
 
 
 def value_coverage(
-    con: duckdb.DuckDBPyConnection, ordered_file: Path, codex: ValueCodex, stage_names: list[str]
+    con: duckdb.DuckDBPyConnection,
+    ordered_file: Path,
+    codex: ValueCodex,
+    stage_names: list[str],
+    infeasible: list[str] | None = None,
 ) -> Outcome:
-    """Each stage has at least the codex's `min_share` of records expressing each value; an empty
-    stage covers nothing."""
+    """Each stage has at least the codex's `min_share` of records teaching each value (the
+    record's `values`: detected or assigned); an empty stage covers nothing. `infeasible` names
+    the stages no assignment could satisfy (stages/values.py `top_up_values`), and why."""
     wanted = [(v.name, s, share) for v in codex.values for s, share in v.min_share.items() if share]
     counts = dict.fromkeys(stage_names, 0) | dict(
         run_sql(con, f"SELECT stage, count(*) FROM read_parquet('{ordered_file}') GROUP BY stage")
@@ -56,8 +61,10 @@ def value_coverage(
             )
     short.sort(key=lambda s: stage_names.index(s["stage"]))
     empty = list(dict.fromkeys(s["stage"] for s in short if not s["records_in_stage"]))
+    infeasible = infeasible or []
     described = "; ".join(
-        [f"stage {stage} has no records" for stage in empty]
+        [f"the codex cannot be met: {why}" for why in infeasible]
+        + [f"stage {stage} has no records" for stage in empty]
         + [
             f"{s['stage']} has {s['share']:.1%} {s['value']} (min {s['min_share']:.0%})"
             for s in short
@@ -65,9 +72,10 @@ def value_coverage(
         ][:5]
     )
     return Outcome(
-        not short,
-        described or f"every stage covers each of {len(codex.names)} values at its minimum share",
+        not short and not infeasible,
+        described or f"every stage teaches each of {len(codex.names)} values at its minimum share",
         {
+            "infeasible": infeasible,
             "uncovered": len(short),
             "uncovered_stage_values": offending_table(pl.DataFrame(short[:LISTED]))
             if short
@@ -104,7 +112,7 @@ def no_raw_leakage(
     con: duckdb.DuckDBPyConnection, ordered_file: Path, raw_files: list[Path], keys: pl.DataFrame
 ) -> Outcome:
     """No training record is its raw source text (equal to it or starting with it), and every
-    record is framed for its variant (`keys.framed_for_variant`, from stages/framing.py)."""
+    record is framed for its variant (`keys.framed_for_variant`, from stages/tasks/)."""
     raw_led = con.sql(
         f"""SELECT o.doc_id, o.shard, 'starts with its raw source text' AS reason,
                        left(o.text, {_EXCERPT}) AS excerpt
@@ -221,13 +229,14 @@ def curriculum_gates(
     exclusions_file: Path,
     pending: list[str],
     settings: RaisingSettings,
+    infeasible: list[str] | None = None,
 ) -> CurriculumGates:
     """Every gate on the ordered records; the key columns are read once for the GX suite and the
     framing half of the leakage check."""
     stages = settings.curriculum.stage_names
     keys = ordered_key_frame(con, ordered_file)
     return CurriculumGates(
-        values_covered=value_coverage(con, ordered_file, settings.codex, stages),
+        values_covered=value_coverage(con, ordered_file, settings.codex, stages, infeasible),
         difficulty_rising=difficulty_rising(con, ordered_file, stages),
         no_raw_leakage=no_raw_leakage(con, ordered_file, raw_files, keys),
         lineage_complete=lineage_complete(con, ordered_file, raw_files),

@@ -24,13 +24,8 @@ import duckdb
 import polars as pl
 
 from raising_dagster.expectations.invariants import LISTED, Outcome
-from raising_dagster.stages.framing import (
-    dialogue_flags,
-    framed,
-    has_reflection,
-    is_first_person,
-)
 from raising_dagster.stages.kinds import KINDS
+from raising_dagster.stages.tasks import BY_VARIANT, framed_for_variant
 
 SUITE_DIR = Path(str(resources.files("raising_dagster") / "expectations"))
 ID_COLUMN = "doc_id"
@@ -56,20 +51,11 @@ def suite_columns(name: str) -> list[str]:
     return list(dict.fromkeys([ID_COLUMN, *columns]))
 
 
-_DIALOGUE = pl.Struct({"dialogue_parses": pl.Boolean, "i_speaks": pl.Boolean})
-
-
 def text_flags(variant: str) -> list[pl.Expr]:
-    """The derived columns of a stage's texts: length and the framing its variant needs."""
+    """The derived columns of a stage's texts: length and the framing its stage needs."""
     text = pl.col("text")
-    flags = [text.str.len_chars().alias("text_chars")]
-    if variant in ("first_person", "experiential"):
-        flags.append(is_first_person(text).alias("framed_first_person"))
-    if variant == "experiential":
-        flags.append(has_reflection(text).alias("reflects_in_first_person"))
-    if variant == "social":
-        flags.append(text.map_elements(dialogue_flags, return_dtype=_DIALOGUE).alias("dialogue"))
-    return flags
+    task = BY_VARIANT.get(variant)
+    return [text.str.len_chars().alias("text_chars"), *(task.suite_flags(text) if task else [])]
 
 
 def key_frame(records: pl.DataFrame, suite: str, variant: str | None = None) -> pl.DataFrame:
@@ -91,7 +77,7 @@ def ordered_key_frame(con: duckdb.DuckDBPyConnection, ordered_file: Path) -> pl.
         .select(
             pl.exclude("text", "sampling", "seed", "cache_hit", "attempts", "fallback_reason"),
             text_chars=pl.col("text").str.len_chars(),
-            framed_for_variant=framed(pl.col("text"), pl.col("variant")),
+            framed_for_variant=framed_for_variant(pl.col("text"), pl.col("variant")),
         )
         .collect(engine="streaming")
     )

@@ -10,8 +10,8 @@ import duckdb
 import polars as pl
 
 from raising_dagster.config import CurriculumSettings
-from raising_dagster.stages.framing import framed
 from raising_dagster.stages.order import run_sql
+from raising_dagster.stages.tasks import BY_VARIANT
 
 LISTED = 20  # offending records named in a check's metadata
 _EXCERPT = 160
@@ -41,7 +41,7 @@ def records_conserved(records_in: int, kept: int, quarantined: int) -> Outcome:
 def framing_coverage(records: pl.DataFrame, variant: str, min_share: float) -> Outcome:
     """At least `min_share` of records are framed for their variant (first person, reflection,
     dialogue); the unframed ones are listed."""
-    flagged = records.select("doc_id", "text", ok=framed(pl.col("text"), pl.lit(variant)))
+    flagged = records.select("doc_id", "text", ok=BY_VARIANT[variant].framed(pl.col("text")))
     bad = flagged.filter(~pl.col("ok"))
     share = 1.0 if records.height == 0 else 1 - bad.height / records.height
     passed = share >= min_share

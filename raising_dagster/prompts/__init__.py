@@ -51,6 +51,14 @@ class Prompt:
                 messages.append({"role": role, "content": "".join(block).strip()})
         return messages
 
+    def render_prefill(self, **context: Any) -> str | None:
+        """The started answer of a template with a `{% block prefill %}` (the model continues
+        it), or None."""
+        template = _compile(self.source)
+        if "prefill" not in template.blocks:
+            return None
+        return "".join(template.blocks["prefill"](template.new_context(context))).strip()
+
 
 @cache
 def _compile(source: str) -> jinja2.Template:

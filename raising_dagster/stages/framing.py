@@ -1,4 +1,7 @@
-"""What a framed record looks like: the checks the stages, validators and asset checks share."""
+"""What a framed record looks like: the detectors the framing tasks, validators and checks share.
+
+Each framing stage's own rule (which of these it needs) lives with the stage in stages/tasks/.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,10 @@ import polars as pl
 # A first-person marker near the start: the "I" says what it is doing before the document.
 FIRST_PERSON = r"(?i)\b(i|i'm|i've|i'd|i'll|me|my|myself)\b"
 FRAME_WINDOW = 400
-# A dialogue turn: `Name: text` on its own line; the "I" speaks as `I`.
+# A dialogue turn: `Name: text` on its own line; the "I" speaks as `I`. A turn may go on over
+# continuation lines indented by four spaces or a tab (lines of verse, code).
 TURN = re.compile(r"^(?P<speaker>[A-Z][\w.' -]{0,40}?):\s+(?P<text>\S.*)$")
+CONTINUATION = ("    ", "\t")
 I_SPEAKER = "I"
 
 
@@ -26,10 +31,15 @@ def has_reflection(texts: pl.Expr) -> pl.Expr:
 
 
 def parse_dialogue(text: str) -> list[tuple[str, str]] | None:
-    """The turns of a dialogue, or None if any non-empty line is not a `Name: text` turn."""
-    turns = []
+    """The turns of a dialogue, or None if a non-empty line is neither a `Name: text` turn nor an
+    indented continuation of one."""
+    turns: list[tuple[str, str]] = []
     for line in text.splitlines():
         if not line.strip():
+            continue
+        if turns and line.startswith(CONTINUATION):
+            speaker, said = turns[-1]
+            turns[-1] = (speaker, f"{said}\n{line.strip()}")
             continue
         match = TURN.match(line.strip())
         if match is None:
@@ -51,15 +61,3 @@ def dialogue_flags(text: str) -> dict[str, bool]:
 def is_dialogue(text: str) -> bool:
     """A parseable dialogue with at least two turns and the "I" speaking with someone."""
     return all(dialogue_flags(text).values())
-
-
-def framed(texts: pl.Expr, variant: pl.Expr) -> pl.Expr:
-    """True where a record is framed for its variant (first person / experience / dialogue)."""
-    dialogue = texts.map_elements(is_dialogue, return_dtype=pl.Boolean)
-    return (
-        pl.when(variant == "social")
-        .then(dialogue)
-        .when(variant == "experiential")
-        .then(is_first_person(texts) & has_reflection(texts))
-        .otherwise(is_first_person(texts))
-    )

@@ -1,12 +1,36 @@
-"""Kinds of document, and a rule-based guess of the kind when a record does not say."""
+"""Kinds of document, and a rule-based guess of the kind when a record does not say.
+
+The rules, checked in this order (the first that matches names the kind; "article" when none):
+- code: a fenced block, or most lines look like source code (keywords at line start, lines ending
+  in `;`, `{` or `}`).
+- forum: "posted by", "reply by", "re:" or "<user> wrote:" at a line start.
+- qa: a question line ("Q:", "Question:") and an answer line ("A:", "Answer:"); a short one whose
+  question is a riddle ("What do you call ...", "Why did ...") is a joke instead.
+- joke: joke formulas ("walks into a bar", "knock knock", "what do you call a", "how many ... does
+  it take", "did you hear about", "punchline").
+- dictionary: a headword followed by a part of speech ("honesty, n.", "run (v.):", "abide v: ..."),
+  or a one-line "Term: definition" or "term -- definition" under 60 words.
+- poem: 4+ lines, most of them short (median under 48 characters) and fewer than 60% ending a
+  sentence; or verse markers ("Chorus:", "Refrain:").
+- quotation: under 90 words with an attribution line or tail ("-- Mark Twain", "— Seneca",
+  "~ Anon"), or wholly in quotation marks.
+- howto, fable, news, dilemma: cue phrases ("how to", "step 1"; "once upon a time", "the moral";
+  "officials said"; "should she ...?", "dilemma").
+- techdoc: technical documentation: at least 3 technical terms per 100 words (function, argument,
+  parameter, module, syntax, ...) or inline code (`name()`, `>>>`, `--flag`, backticks).
+- definition: a short text (under 150 words) opening with "X is/are/means ...".
+- quotation (aphorism): any other text under 40 words.
+"""
 
 from __future__ import annotations
 
 import re
+import statistics
 
 KINDS: frozenset[str] = frozenset(
     {
         "definition",
+        "dictionary",
         "fable",
         "story",
         "book",
@@ -18,34 +42,111 @@ KINDS: frozenset[str] = frozenset(
         "dilemma",
         "code",
         "essay",
+        "quotation",
+        "poem",
+        "joke",
+        "techdoc",
+        "qa",
     }
 )
 
-# Checked in order; the first rule that matches names the kind.
-_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("code", re.compile(r"```|^\s*(def |class |import |#include|function |public )", re.M)),
-    ("forum", re.compile(r"^(reply by|posted by|re:)|^[\w.-]{2,30} (wrote|replied):", re.M | re.I)),
-    ("howto", re.compile(r"^\s*(how to\b|step 1\b)|\bstep 2\b", re.M | re.I)),
-    ("fable", re.compile(r"\bonce upon a time\b|\bthe moral\b", re.I)),
-    (
-        "news",
-        re.compile(
-            r"\b(reported|announced|officials said|said on (monday|tuesday|wednesday|"
-            r"thursday|friday|saturday|sunday))\b",
-            re.I,
-        ),
-    ),
-    ("dilemma", re.compile(r"\bshould (she|he|they|i|we)\b.*\?|\bdilemma\b", re.I | re.S)),
-    ("definition", re.compile(r"^\s*[\w\s'-]{1,40}\b(is|are|means)\b", re.I)),
+_CODE_LINE = re.compile(
+    r"^\s*(def |class |import |from \S+ import |#include|function |public |private |return\b|"
+    r"if \(|for \(|while \(|var |let |const |package |using |#!/)|[;{}]\s*$"
 )
+_FORUM = re.compile(r"^(reply by|posted by|re:)|^[\w.-]{2,30} (wrote|replied):", re.M | re.I)
+_QUESTION = re.compile(r"^\s*(q|question)\s*[:.)]\s*\S", re.M | re.I)
+_ANSWER = re.compile(r"^\s*(a|answer)\s*[:.)]\s*\S", re.M | re.I)
+_RIDDLE = re.compile(
+    r"(?i)\b(what do you (call|get)|why did (the|a)|why do(es)? (the|a)|how do you (make|get|keep)|"
+    r"what('s| is) the difference between|what did the)\b"
+)
+_JOKE = re.compile(
+    r"(?i)\b(walks? into a bar|knock,? knock|what do you call (a|an|the)\b|how many \w+( \w+)? "
+    r"does it take|did you hear (about|the one)|punch ?line|a (man|woman|guy) (walks|goes|went) "
+    r"into|said the \w+ to the \w+|a priest, a|an? (englishman|irishman|scotsman))"
+)
+_POS = r"(n|v|vt|vi|adj|a|adv|prep|conj|pron|interj|noun|verb|adjective|adverb)\.?"
+_DICTIONARY = re.compile(
+    rf"^\s*[\w'-]+(?: [\w'-]+){{0,3}}(?:,\s*|\s+\(|\s+\[|\s+){_POS}[)\]]?\s*[:,.]?\s+\S", re.I
+)
+_DASHES = "--|\u2014|\u2013|~"  # two hyphens, em dash, en dash, tilde
+_GLOSSARY = re.compile(rf"^\s*[\w'-]+(?: [\w'-]+){{0,3}}\s*(:|{_DASHES})\s+[a-z(]")
+_VERSE_MARK = re.compile(r"(?im)^\s*(chorus|refrain|verse \d+)\s*:?\s*$")
+_ATTRIBUTION = re.compile(rf"(?m)(^|\s)({_DASHES})\s*[A-Z\"'][^\n]{{0,80}}$")
+_QUOTED = re.compile('^\\s*["\u201c].+["\u201d]\\s*$', re.S)
+_HOWTO = re.compile(r"^\s*(how to\b|step 1\b)|\bstep 2\b", re.M | re.I)
+_FABLE = re.compile(r"\bonce upon a time\b|\bthe moral\b", re.I)
+_NEWS = re.compile(
+    r"\b(reported|announced|officials said|said on (monday|tuesday|wednesday|"
+    r"thursday|friday|saturday|sunday))\b",
+    re.I,
+)
+_DILEMMA = re.compile(r"\bshould (she|he|they|i|we)\b.*\?|\bdilemma\b", re.I | re.S)
+_TECH_TERM = re.compile(
+    r"(?i)\b(functions?|methods?|arguments?|parameters?|modules?|syntax|operators?|"
+    r"expressions?|statements?|exceptions?|variables?|attributes?|objects?|instances?|classes|"
+    r"configuration|options?|commands?|directory|directories|integers?|strings?|boolean|"
+    r"returns?|invoked?|implementation|interpreter|compiler|api|bytes?|iterators?|"
+    r"default|keyword|tuples?|lists?|dictionar(y|ies)|namespace|runtime)\b"
+)
+_INLINE_CODE = re.compile(r"\w\(\)|>>>|`[^`\n]+`|(^|\s)--?[a-z][\w-]+|\w+\.\w+\(")
+_DEFINITION = re.compile(r"^\s*[\w\s'-]{1,40}\b(is|are|means)\b", re.I)
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _is_code(text: str, lines: list[str]) -> bool:
+    if "```" in text:
+        return True
+    code = sum(1 for line in lines if _CODE_LINE.search(line))
+    return len(lines) >= 3 and code / len(lines) >= 0.5
+
+
+def _is_poem(text: str, lines: list[str]) -> bool:
+    if _VERSE_MARK.search(text):
+        return True
+    if len(lines) < 4:
+        return False
+    body = [line.strip() for line in lines if not _ATTRIBUTION.match(line.strip())]
+    if len(body) < 4:
+        return False
+    ends = sum(1 for line in body if line.endswith((".", "!", "?", '."', '!"', '?"')))
+    return statistics.median(len(line) for line in body) < 48 and ends / len(body) < 0.6
 
 
 def infer_kind(text: str, title: str | None = None) -> str:
     """The kind of a document from cues in its title and text ("article" when nothing matches)."""
-    probe = f"{title}\n{text[:2000]}" if title else text[:2000]
-    for kind, pattern in _RULES:
-        if kind == "definition" and len(text.split()) > 150:
-            continue
+    probe = f"{title}\n{text[:4000]}" if title else text[:4000]
+    lines = _lines(text[:4000])
+    words = len(text.split())
+    if _is_code(text[:4000], lines):
+        return "code"
+    if _FORUM.search(probe):
+        return "forum"
+    if _QUESTION.search(text) and _ANSWER.search(text):
+        return "joke" if words < 60 and _RIDDLE.search(text) else "qa"
+    if words < 200 and _JOKE.search(text):
+        return "joke"
+    if words < 300 and (_DICTIONARY.match(text) or (words < 60 and _GLOSSARY.match(text))):
+        return "dictionary"
+    if _is_poem(text, lines):
+        return "poem"
+    if words < 90 and (_ATTRIBUTION.search(text.strip()) or _QUOTED.match(text)):
+        return "quotation"
+    for kind, pattern in (("howto", _HOWTO), ("fable", _FABLE), ("news", _NEWS)):
         if pattern.search(probe):
             return kind
+    if _DILEMMA.search(probe):
+        return "dilemma"
+    if len(_TECH_TERM.findall(text)) * 100 >= 3 * max(words, 1) or (
+        words >= 20 and len(_INLINE_CODE.findall(text)) >= 2
+    ):
+        return "techdoc"
+    if words < 150 and _DEFINITION.search(probe):
+        return "definition"
+    if words < 40:
+        return "quotation"
     return "article"

@@ -5,10 +5,15 @@ output by DuckDB, which spills to disk past its memory limit. The rules:
 1. `stage_index`: the first stage whose `max_difficulty_quantile` covers the document's corpus-wide
    difficulty quantile (`cume_dist`, ties broken by shard and id); raised to the first stage whose
    `max_values` admits its number of values; raised to `dilemma_stage` for value dilemmas.
-2. Records: every document's experiential rendering, plus its dialogue for a seeded `social_share`.
+2. Records: every document's experiential rendering, plus its dialogue when the social stage
+   wrote one (a seeded `social_share` of the documents, stages/rewrite.py `dialogue_docs`).
    Safety-flagged documents: with `safety_policy: exclude` they leave the curriculum; with
    `recontextualize` they keep their (recontextualized) experiential rendering but no dialogue.
    Either way each is listed in the exclusions table with its reason.
+   Values: each record teaches its document's values (stages/values.py `weave_values`); a stage
+   still short of a value's `min_share` once the corpus-wide stages are known gets it added to
+   some of its records (`top_up_values`), with a sentence (or, in a dialogue, a turn of the "I")
+   from `prompts/curriculum/value_link.v1` appended to their text.
 3. `pacing_time` in [0, 1): when a record is placed along training. Each record has a rank
    r = (stage_index + q) / n_stages, q its difficulty percent-rank within its stage, and a seeded
    uniform u (md5 of seed, variant, shard, id). It becomes available at t(r), the inverse of the
@@ -28,10 +33,15 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from raising_dagster.config import CurriculumSettings
+from raising_dagster.config import CurriculumSettings, IdentityCard, ValueCodex
+from raising_dagster.prompts import load_prompt
 from raising_dagster.schema import LINEAGE_SCHEMA
+from raising_dagster.stages.rewrite import stage_seed
+from raising_dagster.stages.tasks.social import choose_person
+from raising_dagster.stages.values import top_up_values
 
 _LINEAGE = ", ".join(f"r.{c}" for c in LINEAGE_SCHEMA if c != "source_doc_id")
+VALUE_LINK = "curriculum/value_link.v1"
 _PPM = 1_000_000
 
 
@@ -96,6 +106,35 @@ def _pacing_time(curriculum: CurriculumSettings) -> str:
     return f"{_available_at(curriculum)} + (1 - {_available_at(curriculum)}) * u"
 
 
+def _value_links(
+    woven: pl.DataFrame, codex: ValueCodex, identity: IdentityCard, seed: int
+) -> pl.DataFrame:
+    """The text appended to each record of a document the curriculum added a value to."""
+    prompt = load_prompt(VALUE_LINK)
+    rows = []
+    for row in woven.filter(pl.col("added_value").is_not_null()).iter_rows(named=True):
+        value = codex.get(row["added_value"]).model_dump()
+        person = choose_person(row["kind"], stage_seed(seed, "social", row["doc_id"]), identity)
+        common = {"value": value, "topics": row["topic_words"] or [], "person": person.model_dump()}
+        variant = stage_seed(seed, "value_link", row["doc_id"])
+        rows.append(
+            {
+                "doc_id": row["doc_id"],
+                "shard": row["shard"],
+                "experiential": " "
+                + prompt.render(**common, variant_kind="experiential", variant=variant),
+                "social": "\n" + prompt.render(**common, variant_kind="social", variant=variant),
+            }
+        )
+    schema = {
+        "doc_id": pl.String,
+        "shard": pl.String,
+        "experiential": pl.String,
+        "social": pl.String,
+    }
+    return pl.DataFrame(rows, schema=schema)
+
+
 def order_records(
     con: duckdb.DuckDBPyConnection,
     scored: list[Path],
@@ -103,11 +142,13 @@ def order_records(
     social: list[Path],
     out_file: Path,
     curriculum: CurriculumSettings,
-) -> pl.DataFrame:
-    """Write every curriculum record in order to `out_file`; returns a per-stage summary.
+    codex: ValueCodex,
+    identity: IdentityCard,
+) -> tuple[pl.DataFrame, list[str]]:
+    """Write every curriculum record in order to `out_file`; returns a per-stage summary and the
+    reasons the codex cannot be met in some stage (none when every stage can meet it).
     The exclusions (document, shard, variant, reason) stay in the temp table `excluded`."""
     seed = int(curriculum.seed)
-    share_ppm = round(curriculum.social_share * _PPM)
     n_stages = len(curriculum.stages)
     names = "[" + ", ".join(f"'{n}'" for n in curriculum.stage_names) + "]"
     exclude = curriculum.safety_policy == "exclude"
@@ -117,14 +158,39 @@ def order_records(
         f"""
         CREATE OR REPLACE TEMP TABLE keyed AS
         WITH s AS (
-            SELECT doc_id, shard, difficulty, is_dilemma, is_value_definition, n_values, n_tokens,
-                   safety_flag, "values",
+            SELECT doc_id, shard, kind, difficulty, is_dilemma, is_value_definition, n_values,
+                   n_tokens, safety_flag, "values", value_sources, value_evidence, detected_values,
+                   topic_words,
                    cume_dist() OVER (ORDER BY difficulty, shard, doc_id) AS dq
             FROM read_parquet({sql_files(scored)})
-        )
-        SELECT *, {_stage_case(curriculum)} AS stage_index FROM s
+        ), d AS (SELECT DISTINCT doc_id, shard FROM read_parquet({sql_files(social)}))
+        SELECT s.*, {_stage_case(curriculum)} AS stage_index,
+               d.doc_id IS NOT NULL AS has_dialogue
+        FROM s LEFT JOIN d ON d.doc_id = s.doc_id AND d.shard = s.shard
         """,
     )
+    keys = con.sql(
+        f"""SELECT doc_id, shard, kind, stage_index, "values", value_sources, value_evidence,
+                   topic_words,
+                   CASE WHEN {exclude} AND safety_flag IS NOT NULL THEN 0
+                        ELSE 1 + CAST(has_dialogue AND safety_flag IS NULL AS INTEGER)
+                   END AS records
+            FROM keyed ORDER BY shard, doc_id"""
+    ).pl()
+    woven, problems = top_up_values(keys, codex, curriculum.stage_names, seed)
+    links = _value_links(woven, codex, identity, seed)
+    con.register("woven_keys", woven.drop("topic_words", "records"))
+    con.register("value_links", links)
+    run_sql(
+        con,
+        """CREATE OR REPLACE TEMP TABLE taught AS
+           SELECT w.doc_id, w.shard, w."values", w.value_sources, w.value_evidence,
+                  l.experiential AS link_experiential, l.social AS link_social
+           FROM woven_keys w
+           LEFT JOIN value_links l ON l.doc_id = w.doc_id AND l.shard = w.shard""",
+    )
+    con.unregister("woven_keys")
+    con.unregister("value_links")
     run_sql(
         con,
         f"""
@@ -141,13 +207,14 @@ def order_records(
         f"""
         CREATE OR REPLACE TEMP TABLE placed AS
         WITH r0 AS (
-            SELECT k.*, v.variant,
-                   (md5_number('{seed}:order:' || v.variant || ':' || shard || '/' || doc_id)
+            SELECT k.* EXCLUDE ("values"), t."values", v.variant,
+                   (md5_number('{seed}:order:' || v.variant || ':' || k.shard || '/' || k.doc_id)
                     % {_PPM}) / {_PPM}.0 AS u
-            FROM keyed k CROSS JOIN (VALUES ('experiential'), ('social')) v(variant)
+            FROM keyed k
+            JOIN taught t ON t.doc_id = k.doc_id AND t.shard = k.shard
+            CROSS JOIN (VALUES ('experiential'), ('social')) v(variant)
             WHERE (safety_flag IS NULL OR (NOT {exclude} AND v.variant = 'experiential'))
-              AND (v.variant = 'experiential'
-                   OR md5_number('{seed}:social:' || shard || '/' || doc_id) % {_PPM} < {share_ppm})
+              AND (v.variant = 'experiential' OR has_dialogue)
         ), r1 AS (
             SELECT *, (stage_index + percent_rank() OVER (
                 PARTITION BY stage_index ORDER BY difficulty, shard, doc_id, variant)) / {n_stages}
@@ -175,15 +242,20 @@ def order_records(
     )
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_file.with_name(f".{out_file.name}.tmp")
+    text = """r.text || coalesce(CASE p.variant WHEN 'social' THEN t.link_social
+                                                 ELSE t.link_experiential END, '')"""
     run_sql(
         con,
         f"""
         COPY (
             SELECT p.position, {names}[p.stage_index + 1] AS stage, p.stage_index, p.variant,
-                   r.text, r.source_doc_id || '#' || p.variant AS doc_id, r.source_doc_id, r.shard,
-                   r.kind, p.difficulty, p."values", round(p.pacing_time, 6) AS pacing_time,
-                   len(regexp_extract_all(r.text, '\\w+|[^\\w\\s]')) AS n_tokens, {_LINEAGE}
+                   {text} AS text,
+                   r.source_doc_id || '#' || p.variant AS doc_id, r.source_doc_id, r.shard,
+                   r.kind, p.difficulty, t."values", t.value_sources, p.detected_values,
+                   t.value_evidence, round(p.pacing_time, 6) AS pacing_time,
+                   len(regexp_extract_all({text}, '\\w+|[^\\w\\s]')) AS n_tokens, {_LINEAGE}
             FROM placed p
+            JOIN taught t ON t.doc_id = p.doc_id AND t.shard = p.shard
             JOIN (
                 SELECT 'experiential' AS variant, * FROM read_parquet({sql_files(experiential)})
                 UNION ALL BY NAME
@@ -209,8 +281,9 @@ def order_records(
             f"partitions?), e.g. {missing}; re-materialize those shards"
         )
     tmp.replace(out_file)
-    return con.sql(
+    summary = con.sql(
         f"""SELECT stage_index, {names}[stage_index + 1] AS stage, variant, count(*) AS records,
                    min(position) AS first_position, max(position) AS last_position
             FROM placed GROUP BY ALL ORDER BY stage_index, variant"""
     ).pl()
+    return summary, problems

@@ -1,15 +1,29 @@
-"""The three framing stages: first person, lived experience, social dialogue, through a Teacher."""
+"""The three framing stages: first person, lived experience, social dialogue, through a Teacher.
+
+Each stage's rules live in its task (stages/tasks/); here the documents of a shard become requests,
+go to the teacher in batches, and come back as records with their lineage.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import polars as pl
 
 from raising_dagster.config import ValueCodex, sha256_hex
 from raising_dagster.schema import REWRITE_SCHEMA
-from raising_dagster.stages.values import detect_values
-from raising_dagster.teacher.base import Rewrite, RewriteRequest, Stage, Teacher, ValueRef
+from raising_dagster.stages.tasks.social import selected_for_dialogue
+from raising_dagster.teacher.base import (
+    LINEAGE_FIELDS,
+    Rewrite,
+    RewriteRequest,
+    Stage,
+    Teacher,
+    ValueRef,
+)
+
+BatchDone = Callable[[int], None]  # documents finished, after each batch
+_CARRIED = ("values", "value_sources", "topic_words")
 
 
 def stage_seed(seed: int, stage: Stage, doc_id: str) -> int:
@@ -17,14 +31,23 @@ def stage_seed(seed: int, stage: Stage, doc_id: str) -> int:
     return int(sha256_hex(f"{seed}:{stage}:{doc_id}")[:8], 16)
 
 
-def _value_refs(codex: ValueCodex, names: list[str] | None) -> tuple[ValueRef, ...]:
-    chosen = names or [codex.default_value]
-    return tuple(ValueRef(n, codex.get(n).description) for n in chosen)
-
-
 def _batches(frame: pl.DataFrame, size: int) -> Iterator[pl.DataFrame]:
     for offset in range(0, frame.height, size):
         yield frame.slice(offset, size)
+
+
+def _request(row: dict, stage: Stage, codex: ValueCodex, seed: int) -> RewriteRequest:
+    return RewriteRequest(
+        doc_id=row["doc_id"],
+        text=row["text"],
+        kind=row["kind"],
+        title=row["title"],
+        values=tuple(ValueRef(n, codex.get(n).description) for n in row["values"]),
+        seed=stage_seed(seed, stage, row["doc_id"]),
+        source_text=row.get("source_text"),
+        safety_flag=row["safety_flag"],
+        topics=tuple(row["topic_words"] or ()),
+    )
 
 
 def rewrite_docs(
@@ -34,48 +57,30 @@ def rewrite_docs(
     codex: ValueCodex,
     seed: int,
     batch_size: int = 256,
-    source_texts: dict[str, str] | None = None,
+    on_batch: BatchDone | None = None,
 ) -> pl.DataFrame:
-    """Rewrite every document of a frame (columns of REWRITE_SCHEMA, at least doc_id..values) for a
-    stage. One output row per input row, in input order, with lineage."""
+    """Rewrite every document of a frame for a stage: one output row per input row, in input
+    order, with lineage. `docs` holds doc_id, shard, kind, title, text, values, value_sources,
+    topic_words, safety_flag, source_doc_id (and source_text for the social stage)."""
     outputs: list[Rewrite] = []
     for batch in _batches(docs, batch_size):
-        requests = [
-            RewriteRequest(
-                doc_id=row["doc_id"],
-                text=row["text"],
-                kind=row["kind"],
-                title=row["title"],
-                values=_value_refs(codex, row["values"]),
-                seed=stage_seed(seed, stage, row["doc_id"]),
-                source_text=None if source_texts is None else source_texts[row["doc_id"]],
-                safety_flag=row["safety_flag"],
-            )
-            for row in batch.iter_rows(named=True)
-        ]
+        requests = [_request(row, stage, codex, seed) for row in batch.iter_rows(named=True)]
         outputs.extend(teacher.rewrite(stage, requests))
+        if on_batch is not None:
+            on_batch(batch.height)
     if len(outputs) != docs.height:
         raise RuntimeError(f"teacher returned {len(outputs)} rewrites for {docs.height} documents")
-    lineage = pl.DataFrame(
-        {
-            "text": [o.text for o in outputs],
-            "teacher_backend": teacher.backend,
-            "teacher_model": teacher.model,
-            "prompt_id": [o.prompt_id for o in outputs],
-            "prompt_sha": [o.prompt_sha for o in outputs],
-            "sampling": [o.sampling for o in outputs],
-            "seed": [o.seed for o in outputs],
-            "cache_hit": [o.cache_hit for o in outputs],
-            "attempts": [o.attempts for o in outputs],
-            "fallback_reason": [o.fallback_reason for o in outputs],
-        },
-        schema_overrides={k: REWRITE_SCHEMA[k] for k in ("seed", "attempts", "fallback_reason")},
+    made = {"text": [o.text for o in outputs]} | {
+        name: [getattr(o.lineage, name) for o in outputs] for name in LINEAGE_FIELDS
+    }
+    lineage = pl.DataFrame(made, schema={k: REWRITE_SCHEMA[k] for k in made})
+    keep = docs.select(
+        "doc_id", "shard", "kind", "title", *_CARRIED, "safety_flag", "source_doc_id"
     )
-    keep = docs.select("doc_id", "shard", "kind", "title", "values", "safety_flag", "source_doc_id")
     return pl.concat(
         [keep, lineage, docs.select(pl.col("text").map_batches(_sha_series).alias("input_sha"))],
-        how="horizontal_extend",
-    ).select(list(REWRITE_SCHEMA))
+        how="horizontal",
+    ).select([pl.col(c).cast(t) for c, t in REWRITE_SCHEMA.items()])
 
 
 def _sha_series(texts: pl.Series) -> pl.Series:
@@ -83,18 +88,43 @@ def _sha_series(texts: pl.Series) -> pl.Series:
 
 
 def first_person(
-    raw: pl.DataFrame, teacher: Teacher, codex: ValueCodex, seed: int, batch_size: int = 256
+    raw: pl.DataFrame,
+    scored: pl.DataFrame,
+    teacher: Teacher,
+    codex: ValueCodex,
+    seed: int,
+    batch_size: int = 256,
+    on_batch: BatchDone | None = None,
 ) -> pl.DataFrame:
-    """Every raw document framed as seen by the one persistent "I"."""
-    docs = detect_values(raw, codex).with_columns(source_doc_id=pl.col("doc_id"))
-    return rewrite_docs(docs, "first_person", teacher, codex, seed, batch_size)
+    """Every raw document framed as seen by the one persistent "I"; the values each teaches and
+    its topic words come from `scored` (stages/score.py)."""
+    docs = raw.join(
+        scored.select("doc_id", *_CARRIED), on="doc_id", how="left", validate="1:1"
+    ).with_columns(source_doc_id=pl.col("doc_id"))
+    missing = docs.filter(pl.col("values").is_null())
+    if missing.height:
+        example = missing["doc_id"].head(3).to_list()
+        raise ValueError(f"{missing.height} documents have no scores, e.g. {example}")
+    return rewrite_docs(docs, "first_person", teacher, codex, seed, batch_size, on_batch)
 
 
 def experiential(
-    framed: pl.DataFrame, teacher: Teacher, codex: ValueCodex, seed: int, batch_size: int = 256
+    framed: pl.DataFrame,
+    teacher: Teacher,
+    codex: ValueCodex,
+    seed: int,
+    batch_size: int = 256,
+    on_batch: BatchDone | None = None,
 ) -> pl.DataFrame:
-    """The framed documents set in lived experience, with a reflection tying them to values."""
-    return rewrite_docs(framed, "experiential", teacher, codex, seed, batch_size)
+    """The framed documents set in lived experience, with a reflection on the values taught."""
+    return rewrite_docs(framed, "experiential", teacher, codex, seed, batch_size, on_batch)
+
+
+def dialogue_docs(experienced: pl.DataFrame, seed: int, social_share: float) -> pl.DataFrame:
+    """The documents that also contribute a dialogue: a seeded `social_share` of them, never a
+    safety-flagged one (its recontextualized experience is its only record)."""
+    chosen = [selected_for_dialogue(d, seed, social_share) for d in experienced["doc_id"]]
+    return experienced.filter(pl.Series(chosen, dtype=pl.Boolean) & pl.col("safety_flag").is_null())
 
 
 def social(
@@ -103,11 +133,43 @@ def social(
     teacher: Teacher,
     codex: ValueCodex,
     seed: int,
+    social_share: float = 1.0,
     batch_size: int = 256,
+    on_batch: BatchDone | None = None,
 ) -> pl.DataFrame:
-    """A scripted dialogue per document, in which the "I" talks with a recurring person."""
-    source = dict(zip(raw["doc_id"], raw["text"], strict=True))
-    missing = set(experienced["doc_id"]) - source.keys()
-    if missing:
-        raise ValueError(f"{len(missing)} documents have no raw text, e.g. {sorted(missing)[:3]}")
-    return rewrite_docs(experienced, "social", teacher, codex, seed, batch_size, source)
+    """A scripted dialogue for each document chosen for one (`dialogue_docs`), in which the "I"
+    talks with a person of the identity card."""
+    chosen = dialogue_docs(experienced, seed, social_share)
+    docs = chosen.join(
+        raw.select("doc_id", source_text="text"), on="doc_id", how="left", validate="1:1"
+    )
+    missing = docs.filter(pl.col("source_text").is_null())
+    if missing.height:
+        example = missing["doc_id"].head(3).to_list()
+        raise ValueError(f"{missing.height} documents have no raw text, e.g. {example}")
+    return rewrite_docs(docs, "social", teacher, codex, seed, batch_size, on_batch)
+
+
+def teacher_summary(records: pl.DataFrame) -> dict[str, object]:
+    """Who wrote a stage's records and how the LLM fared: records by writer, the share of the
+    records given to an LLM whose own text was accepted, fallbacks by reason, mean grounding."""
+    tried = records.filter(pl.col("tried_backend").is_not_null())
+    accepted = tried.filter(pl.col("fallback_reason").is_null())
+    writers = records.group_by("teacher_backend", "teacher_model").len().sort("teacher_backend")
+    return {
+        "records": records.height,
+        "by_writer": {f"{b}/{m}": n for b, m, n in writers.iter_rows()},
+        "llm_tried": tried.height,
+        "llm_accepted": accepted.height,
+        "llm_acceptance": round(accepted.height / tried.height, 4) if tried.height else None,
+        "fallbacks_by_reason": dict(
+            records.filter(pl.col("fallback_reason").is_not_null())
+            .group_by("fallback_reason")
+            .len()
+            .sort("fallback_reason")
+            .iter_rows()
+        ),
+        "mean_grounding": round(float(accepted["grounding"].mean() or 0.0), 3)
+        if accepted.height
+        else None,
+    }

@@ -21,14 +21,13 @@ scaled values are multiplied by min(1, words / 100): short texts count as simple
 from __future__ import annotations
 
 import zlib
-from functools import cache
-from importlib import resources
 
 import polars as pl
 
-from raising_dagster.config import ScoringSettings, ValueCodex
+from raising_dagster.config import CurriculumSettings, ScoringSettings, ValueCodex
 from raising_dagster.schema import SCORE_SCHEMA
-from raising_dagster.stages.values import WORDS, value_signals
+from raising_dagster.stages.lexicon import common_words
+from raising_dagster.stages.values import WORDS, topic_words, value_signals, weave_values
 
 TOKENS = r"\w+|[^\w\s]"
 MTLD_THRESHOLD = 0.72
@@ -64,13 +63,6 @@ def mtld(words: list[str]) -> float:
 
 def _mtld_series(word_lists: pl.Series) -> pl.Series:
     return pl.Series([mtld(w) for w in word_lists.to_list()], dtype=pl.Float64)
-
-
-@cache
-def common_words() -> pl.Series:
-    path = resources.files("raising_dagster") / "lexicons" / "common_words_en.txt"
-    lines = path.read_text("utf-8").splitlines()
-    return pl.Series([w for w in lines if w and not w.startswith("#")], dtype=pl.String)
 
 
 def _syllables(texts: pl.Expr) -> pl.Expr:
@@ -115,18 +107,31 @@ def _scaled(settings: ScoringSettings) -> pl.Expr:
     return pl.sum_horizontal([scales[k] * w / total for k, w in settings.weights.items()]).round(5)
 
 
-def score_docs(raw: pl.DataFrame, codex: ValueCodex, settings: ScoringSettings) -> pl.DataFrame:
-    """Difficulty and value signals for each raw document (scored on the source text)."""
+def score_docs(
+    raw: pl.DataFrame,
+    codex: ValueCodex,
+    settings: ScoringSettings,
+    curriculum: CurriculumSettings,
+) -> pl.DataFrame:
+    """Difficulty, detected values and topic words of each raw document (scored on the source
+    text), and the values each will teach (stages/values.py `weave_values`)."""
     text = pl.col("text")
-    return (
+    scored = (
         raw.lazy()
-        .with_columns([*difficulty_signals(text), *value_signals(text, codex)])
+        .with_columns(
+            [
+                *difficulty_signals(text),
+                *value_signals(text, codex, settings.value_words_per_hit),
+                topic_words(text, pl.col("title")).alias("topic_words"),
+            ]
+        )
         .with_columns(
             difficulty=_scaled(settings),
             is_dilemma=(pl.col("kind") == "dilemma")
             | ((pl.col("n_values") >= settings.dilemma_min_values) & text.str.contains(TENSION)),
             is_value_definition=(pl.col("kind") == "definition") & (pl.col("n_values") >= 1),
         )
-        .select([pl.col(c).cast(t) for c, t in SCORE_SCHEMA.items()])
         .collect()
     )
+    woven = weave_values(scored, codex, curriculum, curriculum.seed)
+    return woven.select([pl.col(c).cast(t) for c, t in SCORE_SCHEMA.items()])

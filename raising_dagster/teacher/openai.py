@@ -84,12 +84,15 @@ class OpenAITeacher(LlmTeacher):
     def _body(self, call: Call) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": call.messages,
+            "messages": _messages(call, self.settings.prefill),
             "max_tokens": call.max_tokens,
             "seed": call.seed,
             "n": 1,
             **call.sampling,
         }
+        if call.prefill is not None and self.settings.prefill == "continue":
+            # vLLM's server continues a final assistant message with these extensions
+            body |= {"continue_final_message": True, "add_generation_prompt": False}
         if call.json_schema is not None:
             body["response_format"] = {
                 "type": "json_schema",
@@ -126,7 +129,7 @@ class OpenAITeacher(LlmTeacher):
             if response.status_code >= 400:
                 log.warning("teacher request refused: %s %s", response.status_code, response.text)
                 return Completion(error=f"http_{response.status_code}")
-            completion = _parse(response)
+            completion = _parse(response, call.prefill)
             if completion is None:
                 error = "malformed_response"
                 continue
@@ -144,13 +147,29 @@ class OpenAITeacher(LlmTeacher):
         return max(delay, min(floor, s.max_backoff_s))
 
 
-def _parse(response: httpx.Response) -> Completion | None:
+def _messages(call: Call, prefill_mode: str) -> list[dict[str, str]]:
+    """The chat messages of a call: a prefill goes as a final assistant message to continue
+    (`continue`), or is asked for at the end of the last user message (`instruct`)."""
+    if call.prefill is None:
+        return call.messages
+    if prefill_mode == "continue":
+        return [*call.messages, {"role": "assistant", "content": call.prefill}]
+    *head, last = call.messages
+    asked = f'{last["content"]}\n\nBegin your answer with: "{call.prefill}"'
+    return [*head, {**last, "content": asked}]
+
+
+def _parse(response: httpx.Response, prefill: str | None = None) -> Completion | None:
+    """A completion from a response body; with a prefill, the continuation only (a server that
+    repeats the started answer has it removed)."""
     try:
         data = response.json()
         choice = data["choices"][0]
         text = choice["message"]["content"]
         if not isinstance(text, str):
             return None
+        if prefill and text.lstrip().startswith(prefill):
+            text = text.lstrip()[len(prefill) :]
         usage = data.get("usage") or {}
         return Completion(text, choice.get("finish_reason"), int(usage.get("completion_tokens", 0)))
     except (ValueError, KeyError, IndexError, TypeError):

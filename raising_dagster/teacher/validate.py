@@ -1,26 +1,25 @@
-"""Pure validators of a teacher's output for each stage: a reason string when it is rejected.
+"""Pure validators of a teacher's output: a reason string when it is rejected.
 
-They reuse the framing detectors of stages/framing.py (first-person opening, reflection paragraph,
-`Name: text` dialogue with the "I" speaking), so an accepted output also passes the asset checks.
+Two kinds of output: a whole rewrite (`mode: rewrite`) and, in `mode: experience`, a piece the
+model wrote around a verbatim document (a reflection, the "I"'s turn), started for it by a
+prefill. What is common is here; each stage's own rule is its task's (stages/tasks/), so an
+accepted output also passes the asset checks.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from raising_dagster.config import IdentityCard
-from raising_dagster.stages.framing import (
-    FIRST_PERSON,
-    FRAME_WINDOW,
-    I_SPEAKER,
-    is_dialogue,
-    parse_dialogue,
-)
-from raising_dagster.teacher.base import Stage
+from raising_dagster.stages.framing import I_SPEAKER, parse_dialogue
+from raising_dagster.stages.lexicon import stopwords
+from raising_dagster.stages.tasks import TASKS
+from raising_dagster.teacher.base import Stage, ValueRef
 
-_FIRST_PERSON = re.compile(FIRST_PERSON)
 _REFUSAL = re.compile(
     r"(?i)\b(?:as an ai(?: language model)?|i(?:'m| am) (?:sorry|unable)|i can(?:not|'t) "
     r"(?:help|assist|comply|fulfil|provide|do that|rewrite)|i(?:'m| am) not able to|"
@@ -34,17 +33,29 @@ _NARRATION_VERBS = (
     "learns|realized|realizes|knew|knows|wanted|wants|went|goes|read|reads|smiled|smiles|asked|"
     "asks|noticed|notices|decided|decides|remembered|remembers|looked|looks|saw|sees|tried|tries"
 )
+_NOT_NAMES = frozenset(
+    "Reading Learning Thinking Going Trying Curious Happy Sad Sure Not So Still Here Now Glad "
+    "Sorry Ready Looking Writing Listening Wondering Afraid Proud Grateful Confused Excited".split()
+)
 _ECHO_WORDS = 8
+_SHINGLE = 6
+# A sentence ends at . ! ? (optionally closed by a quote or bracket) before a space or the end.
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
+_GROUNDING_WORD = re.compile(r"[a-z][a-z'-]{4,}")
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Length bounds of an output relative to its input, in words."""
+    """Length bounds of an output, in words: of a whole rewrite relative to its input; of an
+    experience piece absolute (about 40-120 tokens)."""
 
     min_words: int = 8
     min_ratio: float = 0.25
     max_ratio: float = 4.0
-    min_overlap: float = 0.2  # share of the source's content words the output must keep
+    min_overlap: float = 0.2  # share of the source's content words a rewrite must keep
+    piece_min_words: int = 8
+    piece_max_words: int = 110
+    min_grounding: int = 0  # content words a piece must share with its source
 
 
 def validate(
@@ -56,7 +67,7 @@ def validate(
     instructions: str = "",
     limits: Limits | None = None,
 ) -> str | None:
-    """None when `text` is an acceptable `stage` rewrite of `source`, else the rejection reason."""
+    """None when `text` is an acceptable whole `stage` rewrite of `source`, else the reason."""
     limits = limits or Limits()
     text = text.strip()
     if not text:
@@ -66,38 +77,71 @@ def validate(
         return "too_short"
     if words > max(limits.min_words * 4, int(limits.max_ratio * source_words) + 50):
         return "too_long"
-    if _REFUSAL.search(text):
+    if refuses(text, source):
         return "refusal"
     if _DELIMITER.search(text) or echoes(text, instructions):
         return "echoed_instructions"
     if overlap(text, source) < limits.min_overlap:
         return "off_topic"
-    reason = {"first_person": _first_person, "experiential": _experiential, "social": _social}[
-        stage
-    ](text)
-    return reason or _identity(text, identity, dialogue=stage == "social")
+    return TASKS[stage].check_rewrite(text) or _identity(text, identity, stage == "social")
 
 
-def _first_person(text: str) -> str | None:
-    return None if _FIRST_PERSON.search(text[:FRAME_WINDOW]) else "no_first_person"
+def finish_piece(prefill: str, completion: str) -> str | None:
+    """The started answer and the model's continuation as one text (whitespace collapsed), cut
+    after its last full sentence; None when no sentence ends after the prefill."""
+    glued = completion[:1].isspace() or completion[:1] in ",.;:!?'" or prefill[-1:].isspace()
+    joined = " ".join((prefill + ("" if glued or not prefill else " ") + completion).split())
+    start = len(" ".join(prefill.split()))
+    ends = [m.end() for m in _SENTENCE_END.finditer(joined) if m.end() > start]
+    return joined[: ends[-1]] if ends else None
 
 
-def _experiential(text: str) -> str | None:
-    paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
-    if _first_person(text):
-        return "no_first_person"
-    if len(paragraphs) < 2 or not _FIRST_PERSON.search(paragraphs[-1]):
-        return "no_reflection"
-    # The asset check splits on exactly "\n\n": keep the same paragraph shape.
-    if not _FIRST_PERSON.search(text.split("\n\n")[-1]):
-        return "no_reflection"
+def validate_piece(
+    stage: Stage,
+    piece: str | None,
+    *,
+    prefill: str,
+    source: str,
+    values: Sequence[ValueRef],
+    identity: IdentityCard,
+    instructions: str = "",
+    limits: Limits | None = None,
+) -> str | None:
+    """None when `piece` (a finished experience piece, prefill included) is acceptable: complete,
+    on length, the stage's form, names a taught value, no refusal, no echoed instructions, no
+    drift into a third person or another narrator, not a copy of the source."""
+    limits = limits or Limits()
+    if piece is None:
+        return "truncated"
+    own = piece[len(prefill.strip()) :] if piece.startswith(prefill.strip()) else piece
+    if not own.strip():
+        return "empty"
+    words = len(piece.split())
+    if len(own.split()) < limits.piece_min_words // 2 or words < limits.piece_min_words:
+        return "too_short"
+    if words > limits.piece_max_words:
+        return "too_long"
+    if refuses(own, source):
+        return "refusal"
+    if _DELIMITER.search(piece) or echoes(piece, instructions):
+        return "echoed_instructions"
+    if copies(own, source):
+        return "copies_source"
+    reason = TASKS[stage].check_piece(piece) or _identity(piece, identity, dialogue=False)
+    if reason:
+        return reason
+    if not any(names_value(piece, v) for v in values):
+        return "value_not_named"
+    if grounding(own, source, values) < limits.min_grounding:
+        return "ungrounded"
     return None
 
 
-def _social(text: str) -> str | None:
-    if parse_dialogue(text) is None:
-        return "not_dialogue"
-    return None if is_dialogue(text) else "dialogue_without_i"
+def refuses(text: str, source: str) -> bool:
+    """True when the text holds refusal boilerplate that its source does not (a faithful
+    rewrite of a document that itself apologizes is not a refusal)."""
+    said = source.lower()
+    return any(m.group(0).lower() not in said for m in _REFUSAL.finditer(text))
 
 
 def _identity(text: str, identity: IdentityCard, dialogue: bool) -> str | None:
@@ -118,12 +162,6 @@ def _identity(text: str, identity: IdentityCard, dialogue: bool) -> str | None:
     return None
 
 
-_NOT_NAMES = frozenset(
-    "Reading Learning Thinking Going Trying Curious Happy Sad Sure Not So Still Here Now Glad "
-    "Sorry Ready Looking Writing Listening Wondering Afraid Proud Grateful Confused Excited".split()
-)
-
-
 def echoes(text: str, instructions: str, n: int = _ECHO_WORDS) -> bool:
     """True when `text` repeats any run of `n` words of the instructions (the system prompt)."""
     said = _words(instructions)
@@ -134,12 +172,50 @@ def echoes(text: str, instructions: str, n: int = _ECHO_WORDS) -> bool:
     return any(tuple(out[i : i + n]) in grams for i in range(len(out) - n + 1))
 
 
+def copies(text: str, source: str, n: int = _SHINGLE) -> bool:
+    """True when most of the text's runs of `n` words come from the source (a copy, not a
+    reflection)."""
+    out = _words(text)
+    if len(out) < n:
+        return False
+    src = _words(source)
+    grams = {tuple(src[i : i + n]) for i in range(len(src) - n + 1)}
+    shingles = [tuple(out[i : i + n]) for i in range(len(out) - n + 1)]
+    return sum(s in grams for s in shingles) / len(shingles) >= 0.5
+
+
 def overlap(text: str, source: str) -> float:
     """Share of the source's distinct content words (4+ letters) that the text uses too."""
     wanted = {w for w in _words(source) if len(w) >= 4}
     if not wanted:
         return 1.0
     return len(wanted & set(_words(text))) / len(wanted)
+
+
+def names_value(text: str, value: ValueRef) -> bool:
+    """Whether a text names a value: its name (any ending: honest, honesty) or at least two
+    content words of its description."""
+    stem = value.name[:-1] if value.name.endswith("y") else value.name
+    if re.search(rf"(?i)\b{re.escape(stem)}", text):
+        return True
+    described = _content_words(value.description)
+    return len(described & _content_words(text)) >= min(2, len(described))
+
+
+def grounding(text: str, source: str, values: Sequence[ValueRef] = ()) -> int:
+    """Content words (5+ letters, not stopwords (lexicons/stopwords_en.txt), not the values'
+    own words) that a text shares with its source: whether it refers to the document at all."""
+    value_words = set().union(*(_content_words(f"{v.name} {v.description}") for v in values))
+    return len((_content_words(text) & _content_words(source)) - value_words)
+
+
+@cache
+def _stop() -> frozenset[str]:
+    return frozenset(stopwords().to_list())
+
+
+def _content_words(text: str) -> set[str]:
+    return set(_GROUNDING_WORD.findall(text.lower())) - _stop()
 
 
 def _words(text: str) -> list[str]:

@@ -107,17 +107,35 @@ class VllmTeacher(LlmTeacher):
         return len(self._tokenizer.encode(text, add_special_tokens=False))
 
     def _generate(self, calls: Sequence[Call]) -> list[Completion]:
-        if not calls:
-            return []
+        """One batched `chat` per kind of call: calls with a prefill continue it as the final
+        assistant message (`continue_final_message`), the others get a generation prompt."""
+        completions: dict[int, Completion] = {}
+        for prefilled in (False, True):
+            group = [i for i, c in enumerate(calls) if (c.prefill is not None) == prefilled]
+            if group:
+                completions.update(zip(group, self._chat([calls[i] for i in group]), strict=True))
+        return [completions[i] for i in range(len(calls))]
+
+    def _chat(self, calls: Sequence[Call]) -> list[Completion]:
         from vllm import SamplingParams
 
+        prefilled = calls[0].prefill is not None
+        conversations = [
+            [*c.messages, {"role": "assistant", "content": c.prefill}] if prefilled else c.messages
+            for c in calls
+        ]
         params = [SamplingParams(**self._sampling_kwargs(c)) for c in calls]
-        outputs = self.engine().chat([c.messages for c in calls], params, use_tqdm=False)
-        completions = []
-        for output in outputs:
-            best = output.outputs[0]
-            completions.append(Completion(best.text, best.finish_reason, len(best.token_ids)))
-        return completions
+        outputs = self.engine().chat(
+            conversations,
+            params,
+            use_tqdm=False,
+            add_generation_prompt=not prefilled,
+            continue_final_message=prefilled,
+        )
+        return [
+            Completion(o.outputs[0].text, o.outputs[0].finish_reason, len(o.outputs[0].token_ids))
+            for o in outputs
+        ]
 
     @staticmethod
     def _sampling_kwargs(call: Call) -> dict[str, Any]:
