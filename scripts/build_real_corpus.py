@@ -370,7 +370,7 @@ def debian_faq() -> list[Doc]:
     lines = gzip.decompress(DEBIAN_FAQ.read_bytes()).decode("utf-8").split("\n")
     starts = [i for i, line in enumerate(lines) if DEBIAN_FAQ_HEADING.match(line)]
     start_set = set(starts)
-    chapters = [i for i, line in enumerate(lines) if line.startswith("Chapter ")]
+    chapters = [i for i, line in enumerate(lines) if re.match(r"Chapter\s\d", line)]
     ends = sorted(start_set.union(chapters, [len(lines)]))
     pool: list[Doc] = []
     for start in starts:
