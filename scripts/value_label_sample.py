@@ -1,4 +1,4 @@
-"""The seeded, stratified sample of tests/data/real_corpus that tests/data/value_labels.jsonl labels.
+"""The seeded, stratified sample of tests/data/real_corpus that value_labels.jsonl labels.
 
 `python scripts/value_label_sample.py draw [--batch N --size K]` prints the sample for reading
 (id, shard, text), a batch at a time; `python scripts/value_label_sample.py write LABELS.json`
