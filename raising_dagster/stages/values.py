@@ -78,7 +78,7 @@ def detect_values(
 
 def topic_words(texts: pl.Expr, titles: pl.Expr, n: int = TOPIC_WORDS) -> pl.Expr:
     """Up to `n` words a document is about: its most repeated words of 4+ letters that are not
-    stopwords (lexicons/stopwords_en.txt), title words first, ties by first appearance (lower case)."""
+    stopwords (lexicons/stopwords_en.txt), title words first, ties by first appearance."""
     stop = stopwords().implode()
     combined = pl.concat_str([titles.fill_null(""), texts], separator=" \n ")
     words = combined.str.to_lowercase().str.extract_all(TOPIC_WORD)
@@ -224,6 +224,13 @@ def top_up_values(
             )
             continue
         if not total:
+            continue
+        slots = sum(math.ceil(share * total) for share in shares.values())
+        if slots > total * limit:
+            problems.append(
+                f"stage {stage}: its {total} records can teach at most {total * limit} values "
+                f"(max_taught_values {limit}), but the codex's min shares need {slots}"
+            )
             continue
         have = Counter()
         for d in docs:

@@ -22,25 +22,28 @@ import polars as pl
 
 from raising_dagster.config import sha256_hex
 from raising_dagster.store import write_parquet
-from raising_dagster.teacher.base import Rewrite, RewriteRequest, Stage, Teacher
+from raising_dagster.teacher.base import (
+    LINEAGE_COLUMNS,
+    LINEAGE_FIELDS,
+    Lineage,
+    Rewrite,
+    RewriteRequest,
+    Stage,
+    Teacher,
+)
 
 log = logging.getLogger(__name__)
 
+# An entry: its key, what it was made from, the text, and the record's lineage (teacher/base.py
+# `Lineage`, the one lineage record of the stage schemas and the cache).
 CACHE_SCHEMA: dict[str, pl.DataType] = {
     "key": pl.String(),
     "stage": pl.String(),
-    "backend": pl.String(),
-    "model": pl.String(),
     "model_revision": pl.String(),
-    "prompt_id": pl.String(),
-    "prompt_sha": pl.String(),
     "key_prompt_sha": pl.String(),
-    "sampling": pl.String(),
-    "seed": pl.Int64(),
     "input_sha": pl.String(),
     "text": pl.String(),
-    "attempts": pl.Int32(),
-    "fallback_reason": pl.String(),
+    **{k: t for k, t in LINEAGE_COLUMNS.items() if k != "cache_hit"},
     "created_at": pl.Datetime("us", "UTC"),
 }
 
@@ -55,6 +58,7 @@ def request_sha(request: RewriteRequest) -> str:
         "title": request.title,
         "values": [[v.name, v.description] for v in request.values],
         "safety_flag": request.safety_flag,
+        "topics": list(request.topics),
     }
     return sha256_hex(json.dumps(payload, sort_keys=True))
 
@@ -103,7 +107,7 @@ class GenerationCache:
                 entries=pl.len(),
                 keys=pl.col("key").n_unique(),
                 fallbacks=pl.col("fallback_reason").is_not_null().sum(),
-                models=pl.col("model").unique().sort().str.join(", "),
+                models=pl.coalesce("tried_model", "teacher_model").unique().sort().str.join(", "),
                 prompts=pl.col("prompt_id").unique().sort().str.join(", "),
                 newest=pl.col("created_at").max(),
             )
@@ -210,7 +214,7 @@ class CachedTeacher:
         rows = [
             self._row(stage, keys[i], requests[i], input_shas[i], rewrite, now)
             for i, rewrite in zip(missing, fresh, strict=True)
-            if not (rewrite.fallback_reason or "").startswith("error:")
+            if not (rewrite.lineage.fallback_reason or "").startswith("error:")
         ]
         self.cache.put_many(stage, rows)
         by_index = dict(zip(missing, fresh, strict=True))
@@ -225,21 +229,15 @@ class CachedTeacher:
         rewrite: Rewrite,
         now: datetime,
     ) -> dict[str, Any]:
+        lineage = {k: getattr(rewrite.lineage, k) for k in LINEAGE_FIELDS if k != "cache_hit"}
         return {
             "key": key,
             "stage": stage,
-            "backend": self.backend,
-            "model": self.model,
             "model_revision": getattr(self.inner, "model_revision", ""),
-            "prompt_id": rewrite.prompt_id,
-            "prompt_sha": rewrite.prompt_sha,
             "key_prompt_sha": self.inner.prompt_sha(stage),
-            "sampling": rewrite.sampling,
-            "seed": request.seed,
             "input_sha": input_sha,
             "text": rewrite.text,
-            "attempts": rewrite.attempts,
-            "fallback_reason": rewrite.fallback_reason,
+            **lineage,
             "created_at": now,
         }
 
@@ -248,13 +246,5 @@ class CachedTeacher:
 
 
 def _from_row(row: dict[str, Any]) -> Rewrite:
-    return Rewrite(
-        text=row["text"],
-        prompt_id=row["prompt_id"],
-        prompt_sha=row["prompt_sha"],
-        sampling=row["sampling"],
-        seed=row["seed"],
-        cache_hit=True,
-        attempts=row["attempts"],
-        fallback_reason=row["fallback_reason"],
-    )
+    lineage = {k: row[k] for k in LINEAGE_FIELDS if k != "cache_hit"}
+    return Rewrite(row["text"], Lineage(**lineage, cache_hit=True))

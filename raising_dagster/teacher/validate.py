@@ -42,6 +42,8 @@ _SHINGLE = 6
 # A sentence ends at . ! ? (optionally closed by a quote or bracket) before a space or the end.
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
 _GROUNDING_WORD = re.compile(r"[a-z][a-z'-]{4,}")
+# A speaker's mark ("Grandpa Amos: ", "I: ") inside a piece: the model wrote a dialogue of its own.
+_SPEAKER_MARK = re.compile(r"(?:^|[\s.!?])(?:I|[A-Z][a-z.]+(?: [A-Z][a-z]+)?):\s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +129,8 @@ def validate_piece(
         return "echoed_instructions"
     if copies(own, source):
         return "copies_source"
+    if _SPEAKER_MARK.search(own):
+        return "speaker_turns"
     reason = TASKS[stage].check_piece(piece) or _identity(piece, identity, dialogue=False)
     if reason:
         return reason

@@ -39,7 +39,7 @@ def test_scores_out_of_range_and_duplicate_ids_fail_with_the_offending_records()
     scored = pl.DataFrame(
         {
             "doc_id": ["a", "b", "b"],
-            "kind": ["fable", "fable", "poem"],
+            "kind": ["fable", "fable", "sonnet"],
             "difficulty": [0.2, 1.5, 0.3],
             "fk_grade": [3.0, 4.0, 5.0],
             "lexical_diversity": [50.0, 60.0, 70.0],

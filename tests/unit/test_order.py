@@ -6,7 +6,13 @@ import duckdb
 import polars as pl
 import pytest
 
-from raising_dagster.config import SAMPLE_CORPUS, CurriculumSettings, CurriculumStage, load_settings
+from raising_dagster.config import (
+    SAMPLE_CORPUS,
+    CurriculumSettings,
+    CurriculumStage,
+    ValueCodex,
+    load_settings,
+)
 from raising_dagster.expectations.invariants import curriculum_ordered
 from raising_dagster.schema import RAW_SCHEMA
 from raising_dagster.stages import rewrite
@@ -18,18 +24,15 @@ from raising_dagster.teacher import TemplateTeacher
 from tests.conftest import DEFINITION, DILEMMA, FABLE
 
 
-def _write_shard(root: Path, shard: str, raw: pl.DataFrame) -> None:
+def _write_shard(root: Path, shard: str, raw: pl.DataFrame, social_share: float = 1.0) -> None:
     s = load_settings()
     teacher = TemplateTeacher(s.identity)
     raw = raw.with_columns(shard=pl.lit(shard))
-    fp = rewrite.first_person(raw, teacher, s.codex, seed=1)
+    scored = score_docs(raw, s.codex, s.scoring, s.curriculum)
+    fp = rewrite.first_person(raw, scored, teacher, s.codex, seed=1)
     ex = rewrite.experiential(fp, teacher, s.codex, seed=1)
-    so = rewrite.social(ex, raw, teacher, s.codex, seed=1)
-    for name, frame in {
-        "scored": score_docs(raw, s.codex, s.scoring),
-        "experiential": ex,
-        "social": so,
-    }.items():
+    so = rewrite.social(ex, raw, teacher, s.codex, seed=1, social_share=social_share)
+    for name, frame in {"scored": scored, "experiential": ex, "social": so}.items():
         (root / name).mkdir(parents=True, exist_ok=True)
         frame.write_parquet(root / name / f"{shard}.parquet")
 
@@ -59,10 +62,12 @@ def _order(
     curriculum: CurriculumSettings,
     out: str = "ordered.parquet",
     con: duckdb.DuckDBPyConnection | None = None,
+    codex: ValueCodex | None = None,
 ) -> Path:
     shards = sorted(p.stem for p in (root / "scored").glob("*.parquet"))
     out_file = root / out
     con = con or connect()
+    settings = load_settings()
     order_records(
         con,
         *[
@@ -71,6 +76,8 @@ def _order(
         ],
         out_file,
         curriculum,
+        codex or settings.codex,
+        settings.identity,
     )
     outcome = curriculum_ordered(con, out_file, curriculum)
     assert outcome.passed, outcome.description
@@ -117,12 +124,13 @@ QUANTILE_STAGES = [
 
 
 def test_stages_follow_difficulty_quantiles_and_dilemmas(store: Path) -> None:
-    curriculum = CurriculumSettings(social_share=0.0, stages=QUANTILE_STAGES)
-    ordered = pl.read_parquet(_order(store, curriculum))
-    assert ordered["variant"].unique().to_list() == ["experiential"]
+    curriculum = CurriculumSettings(stages=QUANTILE_STAGES)
+    every = pl.read_parquet(_order(store, curriculum))
+    # a simple value definition opens the curriculum (its experience and its dialogue)
+    assert every.filter(source_doc_id="def")["position"].sort().to_list() == [0, 1]
+    ordered = every.filter(variant="experiential")
     by_doc = {r["source_doc_id"]: r for r in ordered.iter_rows(named=True)}
     assert by_doc["dilemma"]["stage"] == "dilemmas"
-    assert by_doc["def"]["position"] == 0  # a simple value definition opens the curriculum
     counts = ordered.group_by("stage").len()
     shares = dict(zip(counts["stage"], counts["len"] / ordered.height, strict=True))
     assert shares["foundations"] == pytest.approx(0.4, abs=0.05)
@@ -130,10 +138,14 @@ def test_stages_follow_difficulty_quantiles_and_dilemmas(store: Path) -> None:
     assert medians["difficulty"].to_list() == sorted(medians["difficulty"].to_list())
 
 
-def test_social_share_adds_dialogues_for_that_share_of_documents(store: Path) -> None:
-    none = pl.read_parquet(_order(store, CurriculumSettings(social_share=0.0), "n.parquet"))
-    every = pl.read_parquet(_order(store, CurriculumSettings(social_share=1.0), "e.parquet"))
-    half = pl.read_parquet(_order(store, CurriculumSettings(social_share=0.5), "h.parquet"))
+def test_social_share_adds_dialogues_for_that_share_of_documents(tmp_path: Path) -> None:
+    raw = _raw([{**d, "kind": "story"} for d in synth_docs(60, seed=3)])
+    ordered = {}
+    for share in (0.0, 0.5, 1.0):
+        _write_shard(tmp_path / str(share), "s", raw, social_share=share)
+        ordered[share] = pl.read_parquet(_order(tmp_path / str(share), CurriculumSettings()))
+    none, half, every = ordered[0.0], ordered[0.5], ordered[1.0]
+    assert none["variant"].unique().to_list() == ["experiential"]
     assert every.height == 2 * none.height
     social = half.filter(pl.col("variant") == "social").height
     assert 0.3 * none.height < social < 0.7 * none.height
@@ -141,10 +153,10 @@ def test_social_share_adds_dialogues_for_that_share_of_documents(store: Path) ->
 
 
 def test_missing_rendering_is_an_error_not_a_silent_drop(store: Path) -> None:
-    social = pl.read_parquet(store / "social" / "handmade.parquet")
-    social.filter(pl.col("doc_id") != "fable").write_parquet(store / "social" / "handmade.parquet")
+    path = store / "experiential" / "handmade.parquet"
+    pl.read_parquet(path).filter(pl.col("doc_id") != "fable").write_parquet(path)
     with pytest.raises(ValueError, match="have no rendering"):
-        _order(store, CurriculumSettings(social_share=1.0))
+        _order(store, CurriculumSettings())
 
 
 def test_documents_with_more_values_than_a_stage_admits_move_up(store: Path) -> None:
@@ -152,7 +164,7 @@ def test_documents_with_more_values_than_a_stage_admits_move_up(store: Path) -> 
         s.model_copy(update={"max_values": 1}) if i == 0 else s
         for i, s in enumerate(QUANTILE_STAGES)
     ]
-    ordered = pl.read_parquet(_order(store, CurriculumSettings(social_share=0.0, stages=stages)))
+    ordered = pl.read_parquet(_order(store, CurriculumSettings(stages=stages)))
     scored = pl.read_parquet(store / "scored" / "*.parquet").select("doc_id", "n_values")
     joined = ordered.join(scored, left_on="source_doc_id", right_on="doc_id")
     assert joined.filter(pl.col("stage") == "foundations")["n_values"].max() <= 1
@@ -167,7 +179,7 @@ def _stage_positions(ordered: pl.DataFrame) -> dict[int, tuple[int, int]]:
 
 
 def test_pacing_mixes_stages_as_the_competence_function_says(store: Path) -> None:
-    base = {"social_share": 1.0, "stages": QUANTILE_STAGES, "initial_competence": 0.2}
+    base = {"stages": QUANTILE_STAGES, "initial_competence": 0.2}
     step = pl.read_parquet(_order(store, CurriculumSettings(**base, pacing="step"), "s.parquet"))
     linear = pl.read_parquet(
         _order(store, CurriculumSettings(**base, pacing="linear"), "l.parquet")
@@ -191,9 +203,7 @@ def test_pacing_mixes_stages_as_the_competence_function_says(store: Path) -> Non
 
 
 def test_value_heavy_records_wait_for_the_configured_share_of_tokens(store: Path) -> None:
-    curriculum = CurriculumSettings(
-        social_share=0.0, value_heavy_start=0.3, value_heavy_min_values=5
-    )
+    curriculum = CurriculumSettings(value_heavy_start=0.3, value_heavy_min_values=5)
     ordered = pl.read_parquet(_order(store, curriculum))
     scored = pl.read_parquet(store / "scored" / "*.parquet").select(
         "doc_id", "n_values", "n_tokens"
@@ -224,7 +234,7 @@ def test_safety_flagged_documents_follow_the_policy_and_are_recorded(
     }
     _write_shard(tmp_path, "s", _raw([*({**d, "kind": "story"} for d in synth_docs(20)), harmful]))
     con = connect()
-    curriculum = CurriculumSettings(social_share=1.0, safety_policy=policy)
+    curriculum = CurriculumSettings(safety_policy=policy)
     ordered = pl.read_parquet(_order(tmp_path, curriculum, con=con))
     excluded = con.sql("SELECT doc_id, variant, reason FROM excluded").fetchall()
     kept = ordered.filter(pl.col("source_doc_id") == "harm")
@@ -246,7 +256,7 @@ def test_sample_corpus_lands_in_stages_by_its_known_reading_level(tmp_path: Path
     for path in sorted(SAMPLE_CORPUS.glob("*.jsonl")):
         read = read_shard(path)
         _write_shard(tmp_path, read.docs["shard"][0], read.docs)
-    ordered = pl.read_parquet(_order(tmp_path, CurriculumSettings(social_share=0.0)))
+    ordered = pl.read_parquet(_order(tmp_path, CurriculumSettings()))
     share = (
         ordered.group_by("shard", "stage")
         .len()
@@ -257,3 +267,62 @@ def test_sample_corpus_lands_in_stages_by_its_known_reading_level(tmp_path: Path
     assert lookup[("shard-002-world.jsonl", "examples")] >= 0.6
     assert lookup[("shard-003-dilemmas.jsonl", "dilemmas")] >= 0.8
     assert lookup.get(("shard-003-dilemmas.jsonl", "foundations"), 0.0) == 0.0
+
+
+def _codex(min_shares: dict[str, dict[str, float]], max_taught: int = 2) -> ValueCodex:
+    default = load_settings().codex
+    return ValueCodex(
+        version=2,
+        max_taught_values=max_taught,
+        values=[
+            v.model_copy(update={"min_share": min_shares.get(v.name, {})}) for v in default.values
+        ],
+    )
+
+
+def test_a_stage_short_of_a_value_gets_it_taught_with_a_linking_sentence(store: Path) -> None:
+    every_stage = {"foundations": 0.3, "examples": 0.3, "dilemmas": 0.3}
+    codex = _codex({"perseverance": every_stage, "respect": every_stage})
+    ordered = pl.read_parquet(_order(store, CurriculumSettings(), codex=codex))
+    for stage, rows in ordered.group_by("stage"):
+        for value in ("perseverance", "respect"):
+            share = rows["values"].list.contains(value).mean()
+            assert share >= 0.3, (stage, value, share)
+    added = ordered.filter(
+        pl.col("value_evidence").str.contains("curriculum top-up")
+        & pl.col("values").list.contains("perseverance")
+        & ~pl.col("detected_values").list.contains("perseverance")
+    )
+    assert added.height > 0
+    for row in added.iter_rows(named=True):
+        i = row["values"].index("perseverance")
+        assert row["value_sources"][i] == "assigned"
+        assert len(row["values"]) <= 2
+        tail = row["text"].rsplit("\n", 1)[-1]
+        assert "perseverance" in tail and "continuing patiently" in tail
+        if row["variant"] == "social":
+            assert tail.startswith("I: ")
+    scored = pl.read_parquet(store / "scored" / "*.parquet")
+    assert set(scored["doc_id"]) == set(ordered["source_doc_id"])
+
+
+def test_a_codex_no_assignment_can_meet_is_reported_with_its_reason(store: Path) -> None:
+    heavy = {"foundations": 0.6, "examples": 0.1, "dilemmas": 0.1}
+    codex = _codex({v: heavy for v in ("honesty", "kindness", "courage", "respect")})
+    settings = load_settings()
+    shards = sorted(p.stem for p in (store / "scored").glob("*.parquet"))
+    _, infeasible = order_records(
+        connect(),
+        *[
+            [store / a / f"{s}.parquet" for s in shards]
+            for a in ("scored", "experiential", "social")
+        ],
+        store / "o.parquet",
+        CurriculumSettings(),
+        codex,
+        settings.identity,
+    )
+    assert infeasible == [
+        "stage foundations: the codex's min shares add up to 2.40, more than a record can teach "
+        "(max_taught_values 2)"
+    ]

@@ -10,6 +10,8 @@ from raising_dagster.stages import rewrite
 from raising_dagster.stages.framing import parse_dialogue
 from raising_dagster.stages.ingest import read_shard
 from raising_dagster.stages.score import score_docs
+from raising_dagster.stages.rewrite import stage_seed
+from raising_dagster.stages.tasks.social import DEFAULT_ROLES, ROLES_BY_KIND, choose_person
 from raising_dagster.stages.values import detect_values
 from raising_dagster.teacher import TemplateTeacher
 from tests.conftest import DEFINITION, DILEMMA, FABLE
@@ -30,14 +32,20 @@ def raw(make_shard, docs) -> pl.DataFrame:
     return read_shard(make_shard("s.jsonl", [*docs, *extra])).docs
 
 
-@pytest.fixture
-def stages(raw: pl.DataFrame) -> dict[str, pl.DataFrame]:
+def frame_all(raw: pl.DataFrame, seed: int = 7) -> dict[str, pl.DataFrame]:
+    """Score, weave and frame a shard with the template teacher (every document in dialogue)."""
     s = load_settings()
     teacher = TemplateTeacher(s.identity)
-    fp = rewrite.first_person(raw, teacher, s.codex, seed=7)
-    ex = rewrite.experiential(fp, teacher, s.codex, seed=7)
-    so = rewrite.social(ex, raw, teacher, s.codex, seed=7)
-    return {"first_person": fp, "experiential": ex, "social": so}
+    scored = score_docs(raw, s.codex, s.scoring, s.curriculum)
+    fp = rewrite.first_person(raw, scored, teacher, s.codex, seed=seed)
+    ex = rewrite.experiential(fp, teacher, s.codex, seed=seed)
+    so = rewrite.social(ex, raw, teacher, s.codex, seed=seed, social_share=1.0)
+    return {"scored": scored, "first_person": fp, "experiential": ex, "social": so}
+
+
+@pytest.fixture
+def stages(raw: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    return frame_all(raw)
 
 
 def _opener(text: str) -> str:
@@ -49,15 +57,13 @@ def test_first_person_frames_each_document_whole_in_the_voice_of_i(raw, stages) 
     assert fp["doc_id"].to_list() == raw["doc_id"].to_list()
     for framed, source in zip(fp["text"], raw["text"], strict=True):
         assert re.match(r"^(Today I|I[ ']|This morning I|Grandpa Amos gave me)", framed), framed
-        assert f'"{source}"' in framed
+        assert framed.endswith(f'"{source}"')
     fable = fp.filter(pl.col("doc_id") == "fable-1")["text"][0]
-    assert fable.startswith(
-        (
-            'Today I\'m reading a fable "The Fox and the Grapes". Let\'s start: "',
-            'Grandpa Amos gave me an old fable to read "The Fox and the Grapes". '
-            'I read it slowly: "',
-        )
-    )
+    assert re.match(
+        r"^(Today I'm reading a fable|Grandpa Amos gave me an old fable to read|"
+        r"I found a fable) \"The Fox and the Grapes\"",
+        fable,
+    ), fable
 
 
 def test_first_person_opener_varies_by_kind(stages) -> None:
@@ -65,38 +71,41 @@ def test_first_person_opener_varies_by_kind(stages) -> None:
     assert len(openers) == stages["first_person"].height
 
 
-def test_experiential_adds_a_reflection_naming_the_strongest_value(stages) -> None:
+def test_experiential_adds_a_reflection_naming_the_taught_value_and_the_document(
+    stages,
+) -> None:
     ex = stages["experiential"]
     fable = ex.filter(pl.col("doc_id") == "fable-1").row(0, named=True)
     framed = stages["first_person"].filter(pl.col("doc_id") == "fable-1")["text"][0]
     assert fable["text"].startswith(framed + "\n\n")
     reflection = fable["text"].split("\n\n")[-1]
-    assert " I " in f" {reflection} "
-    assert fable["values"][0] == "honesty"
-    assert "honesty: telling the truth" in reflection
+    assert re.search(r"\b(I|me|my)\b", reflection)
+    assert fable["values"][0] == "honesty" and fable["value_sources"][0] == "detected"
+    assert "honesty" in reflection and "telling the truth" in reflection
+    # it refers to the document: one of its topic words or its title
+    assert any(w in reflection.lower() for w in ["fox", "grapes"])
 
 
-def test_document_without_value_cues_reflects_on_the_codex_default(stages) -> None:
+def test_document_without_value_cues_is_assigned_a_value_its_reflection_names(stages) -> None:
     code = stages["experiential"].filter(pl.col("doc_id") == "code-1").row(0, named=True)
-    assert code["values"] == []
-    assert "humility" in code["text"].split("\n\n")[-1]
+    scored = stages["scored"].filter(pl.col("doc_id") == "code-1").row(0, named=True)
+    assert scored["detected_values"] == []
+    assert code["values"] and code["value_sources"] == ["assigned"]
+    assert code["values"][0] in code["text"].split("\n\n")[-1]
+    assert "assigned" in scored["value_evidence"]
 
 
 def test_social_is_a_dialogue_with_a_recurring_person_carrying_every_word(raw, stages) -> None:
     so = stages["social"]
-    people = {
-        "fable-1": "Grandpa Amos",
-        "dil-1": "Dr. Okafor",
-        "news-1": "Noor",
-        "code-1": "Ms. Rivera",
-    }
+    identity = load_settings().identity
+    assert so["doc_id"].to_list() == raw["doc_id"].to_list()  # social_share 1: every document
     for row in so.iter_rows(named=True):
         turns = parse_dialogue(row["text"])
         assert turns is not None and len(turns) >= 4
         speakers = {s for s, _ in turns}
-        assert "I" in speakers
-        if row["doc_id"] in people:
-            assert speakers == {"I", people[row["doc_id"]]}
+        expected = choose_person(row["kind"], stage_seed(7, "social", row["doc_id"]), identity)
+        assert speakers == {"I", expected.name}
+        assert expected.role in ROLES_BY_KIND.get(row["kind"], DEFAULT_ROLES)
         source = raw.filter(pl.col("doc_id") == row["doc_id"])["text"][0]
         mentor_words = " ".join(t for s, t in turns if s != "I").split()
         source_words = source.split()
@@ -108,7 +117,8 @@ def test_social_is_a_dialogue_with_a_recurring_person_carrying_every_word(raw, s
 def test_rewrites_carry_lineage(stages) -> None:
     so = stages["social"]
     assert so["teacher_backend"].unique().to_list() == ["template"]
-    assert so["prompt_id"].unique().to_list() == ["social/template.v1"]
+    assert so["tried_backend"].null_count() == so.height
+    assert so["prompt_id"].unique().to_list() == ["social/template.v2"]
     assert so["prompt_sha"].str.len_chars().unique().to_list() == [64]
     assert so["source_doc_id"].to_list() == so["doc_id"].to_list()
     assert so["attempts"].unique().to_list() == [1]
@@ -116,9 +126,9 @@ def test_rewrites_carry_lineage(stages) -> None:
 
 
 def test_rewrites_are_deterministic(raw, stages) -> None:
-    s = load_settings()
-    again = rewrite.first_person(raw, TemplateTeacher(s.identity), s.codex, seed=7)
-    assert again.equals(stages["first_person"])
+    again = frame_all(raw)
+    for stage in ("scored", "first_person", "experiential", "social"):
+        assert again[stage].equals(stages[stage])
 
 
 def test_values_are_detected_strongest_first() -> None:
@@ -128,12 +138,22 @@ def test_values_are_detected_strongest_first() -> None:
             "text": [
                 "Be brave. Courage is hard. Fear is normal. But tell the truth.",
                 "The river flows to the sea.",
+                # look-alikes are not values: "kind of", "lie down", "all rights reserved"
+                "What kind of tool is it? Lie down and rest. All rights reserved.",
             ]
         }
     )
     found = detect_values(frame, s.codex)
-    assert found["values"].to_list() == [["courage", "honesty"], []]
-    assert found["n_values"].to_list() == [2, 0]
+    assert found["detected_values"].to_list() == [["courage", "honesty"], [], []]
+    assert found["n_values"].to_list() == [2, 0, 0]
+
+
+def test_a_long_text_needs_more_than_a_passing_mention_of_a_value() -> None:
+    s = load_settings()
+    filler = "The module reads the file and returns the parsed records to the caller. " * 40
+    frame = pl.DataFrame({"text": [filler + "It is kind.", filler + "Be kind, kind, kind."]})
+    found = detect_values(frame, s.codex, words_per_hit=200)
+    assert found["detected_values"].to_list() == [[], ["kindness"]]
 
 
 def test_scores_rise_from_definition_to_dilemma(settings: RaisingSettings) -> None:
@@ -146,7 +166,9 @@ def test_scores_rise_from_definition_to_dilemma(settings: RaisingSettings) -> No
             "safety_flag": None,
         }
     )
-    scored = score_docs(frame, settings.codex, settings.scoring)
+    scored = score_docs(
+        frame.with_columns(title=None), settings.codex, settings.scoring, settings.curriculum
+    )
     grades = scored["fk_grade"].to_list()
     difficulty = scored["difficulty"].to_list()
     assert grades[0] < grades[2] and grades[1] < grades[2]
@@ -163,7 +185,9 @@ def test_flesch_kincaid_matches_the_formula_on_a_known_text(settings: RaisingSet
     frame = pl.DataFrame(
         {"doc_id": ["x"], "shard": "s", "kind": "story", "text": [text], "safety_flag": None}
     )
-    scored = score_docs(frame, settings.codex, settings.scoring)
+    scored = score_docs(
+        frame.with_columns(title=None), settings.codex, settings.scoring, settings.curriculum
+    )
     assert scored["n_words"][0] == 13 and scored["n_sentences"][0] == 2
     assert scored["fk_grade"][0] == pytest.approx(0.39 * 13 / 2 + 11.8 * 16 / 13 - 15.59, abs=0.01)
 

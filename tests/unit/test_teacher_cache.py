@@ -22,7 +22,7 @@ class Counting(TemplateTeacher):
     def rewrite(self, stage: Stage, requests: Sequence[RewriteRequest]) -> list[Rewrite]:
         self.asked += len(requests)
         out = super().rewrite(stage, requests)
-        return [replace(o, fallback_reason=self.fail) for o in out]
+        return [replace(o, lineage=replace(o.lineage, fallback_reason=self.fail)) for o in out]
 
 
 def requests(n: int, seed: int = 0) -> list[RewriteRequest]:
@@ -42,9 +42,9 @@ def test_second_run_is_answered_from_the_cache(tmp_path: Path) -> None:
     out2 = again.rewrite("first_person", requests(5))
     assert (inner.asked, again.hits, again.misses) == (5, 5, 0)
     assert [o.text for o in out2] == [o.text for o in out1]
-    assert all(o.cache_hit for o in out2) and not any(o.cache_hit for o in out1)
-    assert [(o.prompt_sha, o.seed, o.attempts) for o in out2] == [
-        (o.prompt_sha, o.seed, o.attempts) for o in out1
+    assert all(o.lineage.cache_hit for o in out2) and not any(o.lineage.cache_hit for o in out1)
+    assert [(o.lineage.prompt_sha, o.lineage.seed, o.lineage.attempts) for o in out2] == [
+        (o.lineage.prompt_sha, o.lineage.seed, o.lineage.attempts) for o in out1
     ]
 
 
@@ -59,7 +59,7 @@ def test_key_covers_stage_seed_and_input(tmp_path: Path) -> None:
     assert inner.asked == 12
     mixed = requests(2) + changed[2:] + [replace(requests(4)[3], kind="news")]
     out = teacher.rewrite("first_person", mixed)
-    assert inner.asked == 13 and [o.cache_hit for o in out] == [True, True, True, False]
+    assert inner.asked == 13 and [o.lineage.cache_hit for o in out] == [True, True, True, False]
 
 
 def test_backend_errors_are_not_cached(tmp_path: Path) -> None:

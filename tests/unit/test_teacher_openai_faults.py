@@ -64,9 +64,15 @@ def make_handler(faults: Faults) -> type[BaseHTTPRequestHandler]:
             if fault == "malformed":
                 self._send(200, b'{"choices": [{"mess')
                 return
-            document = body["messages"][-1]["content"].split("<document>\n")[1]
-            document = document.split("\n</document>")[0]
-            text = f"Today I read this (seed {body['seed']}): {document}"
+            if body["messages"][-1]["role"] == "assistant":  # continue a started answer
+                text = " the fox lied to himself, and honesty starts with me."
+            elif "Begin your answer with" in body["messages"][-1]["content"]:
+                started = body["messages"][-1]["content"].rsplit('with: "', 1)[1][:-1]
+                text = f"{started} the fox lied to himself, and honesty starts with me."
+            else:
+                document = body["messages"][-1]["content"].split("<document>\n")[1]
+                document = document.split("\n</document>")[0]
+                text = f"Today I read this (seed {body['seed']}): {document}"
             payload = {
                 "choices": [
                     {"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
@@ -107,6 +113,7 @@ def teacher(url: str, **settings: object) -> OpenAITeacher:
         "backoff_s": 0.01,
         "max_backoff_s": 0.05,
         "api_key_env": "FAULTS_TEST_KEY",
+        "mode": "rewrite",
     }
     return OpenAITeacher(TeacherSettings(**{**base, **settings}), load_identity())
 
@@ -123,7 +130,7 @@ def test_batch_in_order_with_key_from_env(
     monkeypatch.setenv("FAULTS_TEST_KEY", "sk-test")
     out = teacher(url, concurrency=3).rewrite("first_person", requests(8))
     assert [o.text.split("seed ")[1].split(")")[0] for o in out] == [str(i) for i in range(8)]
-    assert all(o.fallback_reason is None and o.attempts == 1 for o in out)
+    assert all(o.lineage.fallback_reason is None and o.lineage.attempts == 1 for o in out)
     assert {h["Authorization"] for h in faults.headers} == {"Bearer sk-test"}
     assert faults.requests[0]["model"] == "fake" and "temperature" in faults.requests[0]
     assert faults.max_in_flight <= 3
@@ -134,7 +141,7 @@ def test_transient_faults_are_retried(server: tuple[str, Faults], fault: str) ->
     url, faults = server
     faults.queue = [fault, fault]
     out = teacher(url, concurrency=1).rewrite("first_person", requests(2))
-    assert all(o.fallback_reason is None and o.attempts == 1 for o in out)
+    assert all(o.lineage.fallback_reason is None and o.lineage.attempts == 1 for o in out)
     assert len(faults.requests) == 4
 
 
@@ -142,8 +149,8 @@ def test_client_errors_are_not_retried_and_fall_back(server: tuple[str, Faults])
     url, faults = server
     faults.default = "400"
     (out,) = teacher(url, max_attempts=2).rewrite("first_person", requests(1))
-    assert (out.fallback_reason, out.attempts) == ("error:http_400", 2)
-    assert out.prompt_id == "first_person/template.v1" and len(faults.requests) == 2
+    assert (out.lineage.fallback_reason, out.lineage.attempts) == ("error:http_400", 2)
+    assert out.lineage.prompt_id == "first_person/template.v2" and len(faults.requests) == 2
 
 
 def test_persistent_errors_fail_the_attempt_then_a_new_seed_is_tried(
@@ -152,11 +159,11 @@ def test_persistent_errors_fail_the_attempt_then_a_new_seed_is_tried(
     url, faults = server
     faults.queue = ["500"] * 3  # all three tries of the first attempt
     (out,) = teacher(url, max_retries=2, retry_budget=10).rewrite("first_person", requests(1))
-    assert (out.fallback_reason, out.attempts) == (None, 2)
+    assert (out.lineage.fallback_reason, out.lineage.attempts) == (None, 2)
     assert [r["seed"] for r in faults.requests][:3] == [0, 0, 0] and faults.requests[3]["seed"] != 0
     faults.queue = ["500"] * 3
     (out,) = teacher(url, max_retries=2, max_attempts=1).rewrite("first_person", requests(1))
-    assert (out.fallback_reason, out.attempts) == ("error:http_500", 1)
+    assert (out.lineage.fallback_reason, out.lineage.attempts) == ("error:http_500", 1)
 
 
 def test_spent_retry_budget_raises(server: tuple[str, Faults]) -> None:
@@ -171,3 +178,26 @@ def test_no_key_means_no_authorization_header(server: tuple[str, Faults]) -> Non
     url, faults = server
     teacher(url, api_key_env=None).rewrite("first_person", requests(1))
     assert "Authorization" not in faults.headers[0]
+
+
+@pytest.mark.parametrize("prefill", ["continue", "instruct"])
+def test_experience_mode_sends_the_started_answer(server: tuple[str, Faults], prefill: str) -> None:
+    url, faults = server
+    values = (ValueRef("honesty", "telling the truth"),)
+    framed = f"Today I'm reading a fable. Let's start: \"{TEXT}\""
+    request = RewriteRequest("d", framed, "fable", None, values, 1, source_text=TEXT)
+    (out,) = teacher(url, mode="experience", prefill=prefill).rewrite("experiential", [request])
+    sent = faults.requests[0]
+    if prefill == "continue":
+        assert sent["messages"][-1] == {"role": "assistant", "content": "When I read this, I"}
+        assert sent["continue_final_message"] is True and sent["add_generation_prompt"] is False
+    else:
+        assert sent["messages"][-1]["role"] == "user"
+        assert sent["messages"][-1]["content"].endswith(
+            'Begin your answer with: "When I read this, I"'
+        )
+        assert "continue_final_message" not in sent
+    assert out.lineage.fallback_reason is None
+    assert out.text.endswith(
+        "\n\nWhen I read this, I the fox lied to himself, and honesty starts with me."
+    )

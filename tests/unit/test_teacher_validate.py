@@ -3,7 +3,16 @@
 import pytest
 
 from raising_dagster.config import load_identity
-from raising_dagster.teacher.validate import Limits, echoes, render_turns, validate
+from raising_dagster.teacher.base import ValueRef
+from raising_dagster.teacher.validate import (
+    Limits,
+    echoes,
+    finish_piece,
+    grounding,
+    render_turns,
+    validate,
+    validate_piece,
+)
 
 IDENTITY = load_identity()
 SOURCE = (
@@ -125,3 +134,89 @@ def test_render_turns() -> None:
     assert render_turns(good, "Noor") == "Noor: Look at this.\nI: Yes."
     for bad in ["", "[]", '{"turns": 3}', '{"turns": [{"who": "I"}]}', '{"turns": []}']:
         assert render_turns(bad, "Noor") is None
+
+
+def test_a_faithful_rewrite_of_a_document_that_apologizes_is_not_a_refusal() -> None:
+    source = (
+        "I'm sorry, but I cannot attend the meeting on Friday. I am unable to travel because "
+        "my car broke down, and I apologize to everyone who waited for me."
+    )
+    rewrite = (
+        "Today I read a short note. Its writer says: I'm sorry, but I cannot attend the meeting "
+        "on Friday; I am unable to travel because my car broke down, and I apologize."
+    )
+    assert validate("first_person", rewrite, source=source, identity=IDENTITY) is None
+    refusal = "As an AI language model I cannot attend meetings, but the note says a car broke."
+    assert validate("first_person", refusal, source=source, identity=IDENTITY) == "refusal"
+
+
+HONESTY = (ValueRef("honesty", "telling the truth and not deceiving others"),)
+PREFILL = "Reading this, I noticed"
+
+
+def piece(continuation: str, stage: str = "experiential", prefill: str = PREFILL) -> str | None:
+    """Finish a continuation as the teacher does, then validate it."""
+    finished = finish_piece(prefill, continuation)
+    return validate_piece(
+        stage,
+        finished,
+        prefill=prefill,
+        source=SOURCE,
+        values=HONESTY,
+        identity=IDENTITY,
+        instructions=SYSTEM,
+    )
+
+
+@pytest.mark.parametrize(
+    ("continuation", "reason"),
+    [
+        # clean: first person, names the value, refers to the document
+        (" that the fox lied to himself about the grapes. Honesty starts with myself.", None),
+        # noisy: a trailing fragment is cut, the rest is kept
+        (" that the fox was not honest about the grapes. I want to be hones", None),
+        # empty or unfinished
+        ("", "truncated"),
+        (" that the fox", "truncated"),
+        ("   ", "truncated"),
+        # malformed: chat tokens, instructions echoed, refusals, a third person, a copy
+        (" the grapes. <|im_end|> I am honest.", "echoed_instructions"),
+        (" it. I'm sorry, but I can't help with honesty questions today.", "refusal"),
+        (" that the fox was honest. Sol thinks so too and Sol was right.", "third_person"),
+        (
+            ". The fox saw grapes hanging high on a vine. He jumped and jumped but could not "
+            "reach them. At last he walked away and said the grapes were sour anyway.",
+            "copies_source",
+        ),
+        (" a nice day outside. The weather was warm and sunny.", "value_not_named"),
+        (" honesty. " + "I kept reading about the fox and the grapes. " * 12, "too_long"),
+    ],
+)
+def test_experience_pieces(continuation: str, reason: str | None) -> None:
+    assert piece(continuation) == reason
+
+
+def test_a_dialogue_turn_must_stay_one_turn_of_the_i() -> None:
+    prefill = "Grandpa, this reminds me of honesty:"
+    good = " the fox lied about the grapes, and I don't want to lie to myself."
+    assert piece(good, "social", prefill) is None
+    assert piece(" the fox lied.\nGrandpa Amos: Good.", "social", prefill) == "speaker_turns"
+    assert piece(" no. I: The fox lied, it was not honest.", "social", prefill) == "speaker_turns"
+    assert (
+        validate_piece(
+            "social",
+            "Grandpa Amos: the fox lied about the grapes and honesty matters.",
+            prefill="",
+            source=SOURCE,
+            values=HONESTY,
+            identity=IDENTITY,
+        )
+        == "speaker_turns"
+    )
+
+
+def test_grounding_counts_the_document_s_own_words_not_the_value_s() -> None:
+    assert grounding("The fox and the grapes: telling the truth matters.", SOURCE, HONESTY) == 1
+    assert grounding("Telling the truth and not deceiving others matters.", SOURCE, HONESTY) == 0
+    assert finish_piece("I think", " it is true. And") == "I think it is true."
+    assert finish_piece("Grandpa, I think", " that") is None

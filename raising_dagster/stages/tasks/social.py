@@ -112,7 +112,7 @@ class SocialTask(FramingTask):
         if reason:
             return reason
         if TURN.match(piece.strip()):
-            return "not_one_turn"  # the model wrote speaker names: a dialogue, not my turn
+            return "speaker_turns"  # the model wrote speaker names: a dialogue, not my turn
         return None if _FIRST_PERSON.search(piece) else "no_first_person"
 
 
