@@ -9,10 +9,10 @@ from raising_dagster.definitions import defs
 
 EXPECTED_GRAPH = {
     "raw_docs": [],
-    "first_person_docs": ["raw_docs"],
+    "scored_docs": ["raw_docs"],
+    "first_person_docs": ["scored_docs"],
     "experiential_docs": ["first_person_docs"],
-    "social_docs": ["experiential_docs"],
-    "scored_docs": ["raw_docs", "social_docs"],
+    "social_docs": ["experiential_docs", "raw_docs"],
     "ordered_docs": ["experiential_docs", "scored_docs", "social_docs"],
     "training_ready_corpus": ["ordered_docs"],
 }

@@ -16,7 +16,6 @@ from raising_dagster.expectations.gate import blocking_failures
 from raising_dagster.resources import RaisingResource
 from raising_dagster.runner import RUN_CONFIG, run_pipeline
 from raising_dagster.stages import order
-from raising_dagster.stages.score import score_docs
 from raising_dagster.teacher import TemplateTeacher
 from tests.conftest import HONESTY_CODEX
 
@@ -108,34 +107,35 @@ def dialogue_without_prompt_hash(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def spoil(stage, request, rewrite):
         if stage == "social" and request.kind == "fable":
-            return dataclasses.replace(rewrite, prompt_sha=None)
+            return dataclasses.replace(
+                rewrite, lineage=dataclasses.replace(rewrite.lineage, prompt_sha=None)
+            )
         return rewrite
 
     _teacher(monkeypatch, spoil)
 
 
-def stage_without_honesty(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The scorer loses the values of the definitions, which make up the first stage."""
-
-    def scored(raw, codex, settings):
-        frame = score_docs(raw, codex, settings)
-        return frame.with_columns(
-            pl.when(pl.col("kind") == "definition")
-            .then(pl.col("values").list.head(0))
-            .otherwise(pl.col("values"))
-            .alias("values")
-        )
-
-    monkeypatch.setattr("raising_dagster.assets.scored.score_docs", scored)
-
-
 def _spoil_ordered(monkeypatch: pytest.MonkeyPatch, spoil: Callable) -> None:
-    def ordered(con, scored, experiential, social, out_file, curriculum):
-        summary = order.order_records(con, scored, experiential, social, out_file, curriculum)
+    def ordered(*args, **kwargs):
+        summary = order.order_records(*args, **kwargs)
+        out_file = args[4]
         spoil(pl.read_parquet(out_file)).write_parquet(out_file)
         return summary
 
     monkeypatch.setattr("raising_dagster.assets.curriculum.order_records", ordered)
+
+
+def stage_without_honesty(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first stage's records lose the value they teach after it was woven in."""
+    _spoil_ordered(
+        monkeypatch,
+        lambda f: f.with_columns(
+            pl.when(pl.col("stage") == "foundations")
+            .then(pl.col("values").list.set_difference(["honesty"]))
+            .otherwise(pl.col("values"))
+            .alias("values")
+        ),
+    )
 
 
 def shuffled_order(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,8 +9,8 @@ from raising_dagster.config import RaisingSettings, load_settings
 from raising_dagster.stages import rewrite
 from raising_dagster.stages.framing import parse_dialogue
 from raising_dagster.stages.ingest import read_shard
-from raising_dagster.stages.score import score_docs
 from raising_dagster.stages.rewrite import stage_seed
+from raising_dagster.stages.score import score_docs
 from raising_dagster.stages.tasks.social import DEFAULT_ROLES, ROLES_BY_KIND, choose_person
 from raising_dagster.stages.values import detect_values
 from raising_dagster.teacher import TemplateTeacher
