@@ -64,7 +64,7 @@ def value_table(labels: list[dict[str, object]]) -> list[str]:
     """Per-value precision, recall, F1 of the cue detector against the hand labels."""
     codex = load_codex()
     frame = detect_values(pl.DataFrame({"text": [str(r["text"]) for r in labels]}), codex)
-    predicted = [set(v) for v in frame["values"].to_list()]
+    predicted = [set(v) for v in frame["detected_values"].to_list()]
     truth = [set(r["values"]) for r in labels]  # type: ignore[arg-type]
     lines = [
         f"Value detection, default codex, {len(labels)} hand-labelled documents "
@@ -138,6 +138,8 @@ def kind_crosstab(labels: list[dict[str, object]], records: list[dict[str, str]]
         f"{'':<14}" + "".join(f"{c[:10]:>11}" for c in cols),
     ]
     lines += [f"{row:<14}" + "".join(f"{pairs.get((row, c), 0):>11}" for c in cols) for row in rows]
+    right = sum(n for (label, inferred), n in pairs.items() if label.split("/")[0] == inferred)
+    lines.append(f"kind accuracy: {right} of {len(labels)} ({right / len(labels):.1%})")
     return lines
 
 

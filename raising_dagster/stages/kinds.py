@@ -4,21 +4,26 @@ The rules, checked in this order (the first that matches names the kind; "articl
 - code: a fenced block, or most lines look like source code (keywords at line start, lines ending
   in `;`, `{` or `}`).
 - forum: "posted by", "reply by", "re:" or "<user> wrote:" at a line start.
+- joke (under 200 words): joke formulas ("walks into a bar", "knock knock", "what do you call a",
+  "how many ... does it take", "did you hear about", "humor in the court") or a mock law
+  ("Murphy's Law:", "Law of Applied Terror:", "Corollary:").
 - qa: a question line ("Q:", "Question:") and an answer line ("A:", "Answer:"); a short one whose
   question is a riddle ("What do you call ...", "Why did ...") is a joke instead.
-- joke: joke formulas ("walks into a bar", "knock knock", "what do you call a", "how many ... does
-  it take", "did you hear about", "punchline").
-- dictionary: a headword followed by a part of speech ("honesty, n.", "run (v.):", "abide v: ..."),
-  or a one-line "Term: definition" or "term -- definition" under 60 words.
+- dictionary (under 300 words): a headword (or several) and a part of speech ("honesty, n.",
+  "aerated, charged (adj): ...", "QWERT (kwirt) n. ..."), a headword alone on its line with the
+  definition indented below (glossaries), or a one-line "Term: definition" under 60 words.
+- qa: a first line that is a question, then its answer (FAQ entries).
 - poem: 4+ lines, most of them short (median under 48 characters) and fewer than 60% ending a
-  sentence; or verse markers ("Chorus:", "Refrain:").
+  sentence, and not technical (see techdoc); or verse markers ("Chorus:", "Refrain:").
 - quotation: under 90 words with an attribution line or tail ("-- Mark Twain", "— Seneca",
   "~ Anon"), or wholly in quotation marks.
 - howto, fable, news, dilemma: cue phrases ("how to", "step 1"; "once upon a time", "the moral";
   "officials said"; "should she ...?", "dilemma").
-- techdoc: technical documentation: at least 3 technical terms per 100 words (function, argument,
-  parameter, module, syntax, ...) or inline code (`name()`, `>>>`, `--flag`, backticks).
-- definition: a short text (under 150 words) opening with "X is/are/means ...".
+- techdoc (20+ words): technical documentation: at least 3 technical terms per 100 words
+  (function, argument, parameter, module, syntax, ...) or inline code (`name()`, `>>>`, `--flag`,
+  backticks).
+- definition: a short text (under 150 words) opening with "X means ...", "X is defined as ...",
+  "X is the quality of ...".
 - quotation (aphorism): any other text under 40 words.
 """
 
@@ -62,14 +67,28 @@ _RIDDLE = re.compile(
     r"what('s| is) the difference between|what did the)\b"
 )
 _JOKE = re.compile(
-    r"(?i)\b(walks? into a bar|knock,? knock|what do you call (a|an|the)\b|how many \w+( \w+)? "
-    r"does it take|did you hear (about|the one)|punch ?line|a (man|woman|guy) (walks|goes|went) "
-    r"into|said the \w+ to the \w+|a priest, a|an? (englishman|irishman|scotsman))"
+    r"(?i)\b(walk(s|ed)? into a bar|knock,? knock|what do you call (a|an|the)\b|how many \w+"
+    r"( \w+)? does it take|did you hear (about|the one)|punch ?line|a (man|woman|guy) (walks|goes|"
+    r"went|walked) into|said the \w+ to the \w+|a priest, a|an? (englishman|irishman|scotsman)|"
+    r"humou?r in the court|courtroom quote|famous last words|t-shirt of the day)"
 )
-_POS = r"(n|v|vt|vi|adj|a|adv|prep|conj|pron|interj|noun|verb|adjective|adverb)\.?"
+# "Murphy's Law:", "Second Law of Applied Terror:", "Corollary:" heading a short text
+_LAW = re.compile(
+    r"(?im)^\s*([\w'-]+'s (law|rule|principle|corollary|axiom|maxim|observation)|"
+    r"(\w+ ){0,3}(law|rule|principle|axiom) of [\w ]+|corollary)\s*:"
+)
+_POS = r"(n|v|vt|vi|adj|adv|prep|conj|pron|interj|noun|verb|adjective|adverb)"
+# a headword (or several, comma-separated), maybe a pronunciation, then a part of speech:
+# "honesty, n. ...", "aerated, charged (adj): ...", "QWERT (kwirt) n. [...]"
 _DICTIONARY = re.compile(
-    rf"^\s*[\w'-]+(?: [\w'-]+){{0,3}}(?:,\s*|\s+\(|\s+\[|\s+){_POS}[)\]]?\s*[:,.]?\s+\S", re.I
+    rf"^\s*[\w'-]+(?:,? [\w'-]+){{0,4}}\s*(?:\([^)\n]{{1,20}}\)\s*)?"
+    rf"(?:\({_POS}\.?\)|\[{_POS}\.?\]|,?\s{_POS}\.)\s*[:,]?\s+\S",
+    re.I,
 )
+# a glossary entry: a short headword on its own line, its definition indented below
+_GLOSSARY_ENTRY = re.compile(r"^\s*[\w'.()-]+(?: [\w'.()-]+){0,4}:?[ \t]*\n(\t|   )\s*\S")
+# a question line, then its answer (FAQs)
+_FAQ = re.compile(r"^\s*(\d+(\.\d+)*\.?\s*)?[^\n]{3,200}\?\s*\n\s*\n?\s*\S")
 _DASHES = "--|\u2014|\u2013|~"  # two hyphens, em dash, en dash, tilde
 _GLOSSARY = re.compile(rf"^\s*[\w'-]+(?: [\w'-]+){{0,3}}\s*(:|{_DASHES})\s+[a-z(]")
 _VERSE_MARK = re.compile(r"(?im)^\s*(chorus|refrain|verse \d+)\s*:?\s*$")
@@ -91,7 +110,11 @@ _TECH_TERM = re.compile(
     r"default|keyword|tuples?|lists?|dictionar(y|ies)|namespace|runtime)\b"
 )
 _INLINE_CODE = re.compile(r"\w\(\)|>>>|`[^`\n]+`|(^|\s)--?[a-z][\w-]+|\w+\.\w+\(")
-_DEFINITION = re.compile(r"^\s*[\w\s'-]{1,40}\b(is|are|means)\b", re.I)
+_DEFINITION = re.compile(
+    r"^\s*(an?\s+|the\s+)?[\w'-]+(\s+[\w'-]+){0,2}\s+(means|is defined as|refers to|"
+    r"is the (quality|act|state|practice|habit|ability|virtue))\b",
+    re.I,
+)
 
 
 def _lines(text: str) -> list[str]:
@@ -126,13 +149,22 @@ def infer_kind(text: str, title: str | None = None) -> str:
         return "code"
     if _FORUM.search(probe):
         return "forum"
+    if words < 200 and (_JOKE.search(text) or _LAW.search(text)):
+        return "joke"
     if _QUESTION.search(text) and _ANSWER.search(text):
         return "joke" if words < 60 and _RIDDLE.search(text) else "qa"
-    if words < 200 and _JOKE.search(text):
-        return "joke"
-    if words < 300 and (_DICTIONARY.match(text) or (words < 60 and _GLOSSARY.match(text))):
+    if words < 300 and (
+        _DICTIONARY.match(text)
+        or _GLOSSARY_ENTRY.match(text)
+        or (words < 60 and _GLOSSARY.match(text))
+    ):
         return "dictionary"
-    if _is_poem(text, lines):
+    if words >= 15 and _FAQ.match(text):
+        return "qa"
+    technical = len(_TECH_TERM.findall(text)) * 100 >= 3 * max(words, 1) or (
+        words >= 20 and len(_INLINE_CODE.findall(text)) >= 2
+    )
+    if not technical and _is_poem(text, lines):
         return "poem"
     if words < 90 and (_ATTRIBUTION.search(text.strip()) or _QUOTED.match(text)):
         return "quotation"
@@ -141,9 +173,7 @@ def infer_kind(text: str, title: str | None = None) -> str:
             return kind
     if _DILEMMA.search(probe):
         return "dilemma"
-    if len(_TECH_TERM.findall(text)) * 100 >= 3 * max(words, 1) or (
-        words >= 20 and len(_INLINE_CODE.findall(text)) >= 2
-    ):
+    if technical and words >= 20:
         return "techdoc"
     if words < 150 and _DEFINITION.search(probe):
         return "definition"
