@@ -103,11 +103,13 @@ def counts_by(frame: pl.DataFrame, column: str) -> dict[str, int]:
     return dict(counts.iter_rows())
 
 
-def check_result(name: str, outcome: Outcome) -> AssetCheckResult:
+def check_result(
+    name: str, outcome: Outcome, severity: AssetCheckSeverity = AssetCheckSeverity.ERROR
+) -> AssetCheckResult:
     return AssetCheckResult(
         check_name=name,
         passed=outcome.passed,
-        severity=AssetCheckSeverity.ERROR,
+        severity=severity,
         description=outcome.description,
         metadata={
             k: MetadataValue.md(v) if isinstance(v, Markdown) else v

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import polars as pl
 from dagster import (
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     Failure,
     MaterializeResult,
@@ -24,7 +26,7 @@ from raising_dagster.assets.common import (
 from raising_dagster.assets.framing import experiential_docs, first_person_docs, social_docs
 from raising_dagster.assets.raw import raw_docs
 from raising_dagster.assets.scored import scored_docs
-from raising_dagster.expectations.curriculum import curriculum_gates
+from raising_dagster.expectations.curriculum import curriculum_gates, text_variety
 from raising_dagster.expectations.gate import blocking_failures, refusal
 from raising_dagster.expectations.invariants import curriculum_ordered
 from raising_dagster.partitions import raw_shards
@@ -41,6 +43,8 @@ NO_RAW_LEAKAGE = "no_record_is_raw_text_without_framing"
 LINEAGE_COMPLETE = "every_record_traces_to_raw_doc_prompt_and_model"
 KEPT_REACH_CURRICULUM = "every_kept_doc_in_curriculum_or_excluded_with_reason"
 ORDERED_SUITE = "ordered_docs_meet_expectation_suite"
+# Advisory (WARN, never blocks): the teacher's words vary with the documents.
+TEXT_VARIED = "teacher_text_varies_across_records"
 _RENDERINGS = ("scored_docs", "experiential_docs", "social_docs")
 
 
@@ -75,6 +79,15 @@ def _stage_table(stages: list[dict]) -> MetadataValue:
             KEPT_REACH_CURRICULUM,
             ORDERED_SUITE,
         )
+    ]
+    + [
+        AssetCheckSpec(
+            TEXT_VARIED,
+            asset="ordered_docs",
+            blocking=False,
+            description="No closing sentence on more than 2% of records, at least half of the "
+            "closings distinct, no person in more than half of the dialogues (advisory).",
+        )
     ],
 )
 def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
@@ -101,6 +114,7 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
         outcome = curriculum_ordered(con, layout.ordered_file, settings.curriculum)
         exclusions = con.sql("SELECT * FROM excluded ORDER BY shard, doc_id, variant").pl()
         write_parquet(exclusions, layout.exclusions_file)
+        variety = text_variety(con, layout.ordered_file)
         gates = curriculum_gates(
             con,
             layout.ordered_file,
@@ -140,6 +154,7 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
             check_result(LINEAGE_COMPLETE, gates.lineage_complete),
             check_result(KEPT_REACH_CURRICULUM, gates.kept_reach_curriculum),
             check_result(ORDERED_SUITE, gates.suite),
+            check_result(TEXT_VARIED, variety, AssetCheckSeverity.WARN),
         ],
     )
 

@@ -210,6 +210,67 @@ def kept_reach_curriculum(
     )
 
 
+# The closing sentence of a record: its last sentence (for a dialogue, of its last turn).
+_CLOSING = r"""([^.!?\n:]+[.!?]+["')\]]*)\s*$"""
+VARIETY_MIN_RECORDS = 200  # below this a corpus is too small for the shares to mean much
+
+
+def text_variety(
+    con: duckdb.DuckDBPyConnection,
+    ordered_file: Path,
+    max_closing_share: float = 0.02,
+    min_distinct_closings: float = 0.5,
+    max_person_share: float = 0.5,
+) -> Outcome:
+    """The teacher's words vary with the documents: no closing sentence is shared by more than
+    `max_closing_share` of the records, at least `min_distinct_closings` of the records' closings
+    are distinct, and no one person holds more than `max_person_share` of the dialogues
+    (asserted from `VARIETY_MIN_RECORDS` records on)."""
+    pattern = _CLOSING.replace("'", "''")
+    closings = con.sql(
+        f"""SELECT regexp_extract(text, '{pattern}', 1) AS closing, count(*) AS n
+            FROM read_parquet('{ordered_file}') GROUP BY 1 ORDER BY n DESC, closing"""
+    ).pl()
+    people = con.sql(
+        f"""SELECT regexp_extract(text, '^([^:\n]+):', 1) AS person, count(*) AS n
+            FROM read_parquet('{ordered_file}') WHERE variant = 'social'
+            GROUP BY 1 ORDER BY n DESC, person"""
+    ).pl()
+    records = int(closings["n"].sum())
+    dialogues = int(people["n"].sum())
+    top_closing = closings.row(0, named=True) if closings.height else {"closing": "", "n": 0}
+    closing_share = top_closing["n"] / records if records else 0.0
+    distinct = closings.height / records if records else 1.0
+    person_share = people["n"].max() / dialogues if dialogues else 0.0
+    problems = []
+    if records >= VARIETY_MIN_RECORDS:
+        if closing_share > max_closing_share:
+            problems.append(
+                f"{closing_share:.1%} of records close on {top_closing['closing']!r} "
+                f"(max {max_closing_share:.0%})"
+            )
+        if distinct < min_distinct_closings:
+            problems.append(f"only {distinct:.1%} of closings are distinct")
+        if person_share > max_person_share:
+            problems.append(
+                f"{people['person'][0]} holds {person_share:.1%} of the dialogues "
+                f"(max {max_person_share:.0%})"
+            )
+    return Outcome(
+        not problems,
+        "; ".join(problems)
+        or f"closings: {distinct:.1%} distinct, the commonest on {closing_share:.1%} of "
+        f"{records} records; dialogues: the most frequent person in {person_share:.1%}",
+        {
+            "records": records,
+            "distinct_closing_share": round(distinct, 4),
+            "top_closing_share": round(closing_share, 4),
+            "top_closing": top_closing["closing"],
+            "dialogues_by_person": dict(people.iter_rows()),
+        },
+    )
+
+
 @dataclass(frozen=True)
 class CurriculumGates:
     """The outcome of each quality gate on the ordered curriculum."""
