@@ -4,11 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA := $(CURDIR)/data
 STORE := $(DATA)/store
-# The demo's teacher: vllm (the embedded SmolLM2-135M-Instruct on a seeded LLM_SHARE of the
-# documents with LLM_ATTEMPTS tries each, the rest by the template teacher) or template (instant).
+# The demo's teacher: vllm (the embedded SmolLM2-135M-Instruct in experience mode: it writes the
+# reflection and the "I"'s turn around every document, a seeded LLM_SHARE of them, LLM_ATTEMPTS
+# tries each, then the template teacher) or template (instant, no LLM).
 TEACHER ?= vllm
-LLM_SHARE ?= 0.1
-LLM_ATTEMPTS ?= 1
+LLM_SHARE ?= 1.0
+LLM_ATTEMPTS ?= 3
 PORT ?= 3000
 export DAGSTER_HOME := $(DATA)/dagster_home
 export GX_ANALYTICS_ENABLED := False

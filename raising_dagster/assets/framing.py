@@ -45,6 +45,7 @@ def _result(
     check: str,
     suite_check: str,
     frame: pl.DataFrame,
+    throughput: dict[str, float],
 ) -> MaterializeResult:
     path = raising.layout.shard_file(asset, context.partition_key)
     write_parquet(frame, path)
@@ -58,6 +59,7 @@ def _result(
             "llm_accepted": summary["llm_accepted"],
             "llm_acceptance": summary["llm_acceptance"] or 0.0,
             "mean_grounding": summary["mean_grounding"] or 0.0,
+            **throughput,
             "cache_hits": int(frame["cache_hit"].sum()),
             "cache_misses": int((~frame["cache_hit"]).sum()),
             "fallbacks_by_reason": MetadataValue.json(summary["fallbacks_by_reason"]),
@@ -81,18 +83,30 @@ def _frame(
     stage: Stage,
     docs: int,
     run: Callable[[Teacher, BatchDone], pl.DataFrame],
-) -> pl.DataFrame:
-    """Run a framing stage with a progress bar (documents, tokens/s, ETA) on a terminal."""
+) -> tuple[pl.DataFrame, dict[str, float]]:
+    """Run a framing stage with a progress bar (documents, tokens/s, ETA) on a terminal; returns
+    its records and the LLM's throughput in this stage (empty without an LLM)."""
     active = teacher.get()
     llm = getattr(active, "inner", active)
+    stats = getattr(llm, "stats", None)
+    before = (stats.generated_tokens, stats.generation_s, stats.calls) if stats else None
     with stage_progress(f"{stage} [{context.partition_key}]", docs) as progress:
         if hasattr(llm, "progress"):
             llm.progress = progress.generated
         try:
-            return run(active, progress.documents)
+            frame = run(active, progress.documents)
         finally:
             if hasattr(llm, "progress"):
                 llm.progress = None
+    if stats is None or before is None:
+        return frame, {}
+    tokens, seconds = stats.generated_tokens - before[0], stats.generation_s - before[1]
+    return frame, {
+        "llm_calls": float(stats.calls - before[2]),
+        "llm_generated_tokens": float(tokens),
+        "llm_generation_s": round(seconds, 2),
+        "llm_tokens_per_s": round(tokens / seconds, 1) if seconds else 0.0,
+    }
 
 
 @asset(
@@ -113,7 +127,7 @@ def first_person_docs(
     key = context.partition_key
     raw = _read(raising, "raw_docs", key)
     scored = _read(raising, "scored_docs", key)
-    frame = _frame(
+    frame, throughput = _frame(
         context,
         teacher,
         "first_person",
@@ -136,6 +150,7 @@ def first_person_docs(
         FIRST_PERSON_FRAMED,
         FIRST_PERSON_SUITE,
         frame,
+        throughput,
     )
 
 
@@ -155,7 +170,7 @@ def experiential_docs(
     """The framed documents set in lived experience, with a reflection on the values taught."""
     settings = raising.settings
     framed = _read(raising, "first_person_docs", context.partition_key)
-    frame = _frame(
+    frame, throughput = _frame(
         context,
         teacher,
         "experiential",
@@ -172,6 +187,7 @@ def experiential_docs(
         EXPERIENCE_REFLECTED,
         EXPERIENTIAL_SUITE,
         frame,
+        throughput,
     )
 
 
@@ -197,7 +213,7 @@ def social_docs(
     chosen = rewrite.dialogue_docs(
         experienced, settings.curriculum.seed, settings.curriculum.social_share
     )
-    frame = _frame(
+    frame, throughput = _frame(
         context,
         teacher,
         "social",
@@ -213,4 +229,6 @@ def social_docs(
             done,
         ),
     )
-    return _result(context, raising, "social_docs", "social", DIALOGUE_PARSES, SOCIAL_SUITE, frame)
+    return _result(
+        context, raising, "social_docs", "social", DIALOGUE_PARSES, SOCIAL_SUITE, frame, throughput
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,6 +112,7 @@ class TeacherStats:
     retries: int = 0
     fallbacks: int = 0
     windows: int = 0
+    generation_s: float = 0.0  # wall time spent in the backend's generation
     rejections: dict[str, int] = field(default_factory=dict)
 
 
@@ -246,7 +248,9 @@ class LlmTeacher:
             if attempt > 1:
                 self.stats.retries += len(pending)
             calls = [self._call(stage, prompt, requests[j.request], j, attempt) for j in pending]
+            started = time.monotonic()
             completions = self._generate(calls)
+            self.stats.generation_s += time.monotonic() - started
             self.stats.calls += len(calls)
             if len(completions) != len(calls):
                 raise RuntimeError(f"backend gave {len(completions)} outputs for {len(calls)}")

@@ -243,3 +243,27 @@ def test_later_run_of_the_corpus_alone_refuses_after_a_failed_curriculum_check(
     assert "positions_contiguous_and_stages_non_decreasing" in message
     assert "on ordered_docs failed" in message
     _assert_previous_version_kept(raising, good)
+
+
+def test_a_codex_no_assignment_can_meet_refuses_publication_saying_why(
+    raising: RaisingResource, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    good = _published(raising, instance)
+    codex = tmp_path / "greedy_codex.yaml"
+    codex.write_text(
+        "version: 2\nmax_taught_values: 1\nvalues:\n"
+        + "".join(
+            f"  - name: {name}\n    description: {name} as the test defines it\n"
+            f"    cues: [{name}]\n    min_share: {{foundations: 0.6}}\n"
+            for name in ("honesty", "courage")
+        ),
+        encoding="utf-8",
+    )
+    greedy = RaisingResource(
+        landing_dir=raising.landing_dir, store_dir=raising.store_dir, codex_path=str(codex)
+    )
+    report = run_pipeline(greedy, instance)
+    assert not report.published
+    named = [f for f in report.failures if "each_stage_covers_each_value_at_min_share" in f]
+    assert named and "min shares add up to 1.20, more than a record can teach" in named[0]
+    _assert_previous_version_kept(raising, good)

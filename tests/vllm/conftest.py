@@ -41,6 +41,7 @@ def tiny_settings(model: Path, **overrides: object) -> TeacherSettings:
         "dtype": "float32",
         "max_model_len": TINY_LEN,
         "max_attempts": 2,
+        "mode": "rewrite",
     }
     return TeacherSettings(**{**base, **overrides})
 

@@ -13,9 +13,10 @@ import httpx
 import polars as pl
 import pytest
 
-from raising_dagster.config import TeacherSettings, load_codex, load_identity, sha256_hex
+from raising_dagster.config import TeacherSettings, load_identity, load_settings, sha256_hex
 from raising_dagster.schema import RAW_SCHEMA, REWRITE_SCHEMA
 from raising_dagster.stages import rewrite
+from raising_dagster.stages.score import score_docs
 from raising_dagster.teacher.llm import Call
 from raising_dagster.teacher.openai import OpenAITeacher
 
@@ -62,9 +63,17 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         log.close()
 
 
-def teacher(url: str) -> OpenAITeacher:
+def teacher(url: str, **overrides: object) -> OpenAITeacher:
     settings = TeacherSettings(
-        backend="openai", model="tiny", base_url=url, max_model_len=1024, max_attempts=2
+        **{
+            "backend": "openai",
+            "model": "tiny",
+            "base_url": url,
+            "max_model_len": 1024,
+            "max_attempts": 2,
+            "mode": "rewrite",
+            **overrides,
+        }
     )
     return OpenAITeacher(settings, load_identity())
 
@@ -86,14 +95,28 @@ def test_one_stage_end_to_end(server: str) -> None:
         ],
         schema=RAW_SCHEMA,
     )
-    out = rewrite.first_person(raw, teacher(server), load_codex(), seed=1)
+    settings = load_settings()
+    scored = score_docs(raw, settings.codex, settings.scoring, settings.curriculum)
+    out = rewrite.first_person(raw, scored, teacher(server), settings.codex, seed=1)
     assert out.columns == list(REWRITE_SCHEMA) and out.height == 4
     assert out["doc_id"].to_list() == [f"d{i}" for i in range(4)]
-    assert set(out["teacher_backend"]) == {"openai"} and set(out["teacher_model"]) == {"tiny"}
-    # Noise never validates: every record says it fell back, after every attempt.
+    # Noise never validates: every record says who was tried, that it fell back, after every
+    # attempt, and that the template wrote it.
+    assert set(out["tried_backend"]) == {"openai"} and set(out["tried_model"]) == {"tiny"}
+    assert set(out["teacher_backend"]) == {"template"}
     assert out["attempts"].to_list() == [2] * 4
     assert out["fallback_reason"].is_not_null().all()
-    assert set(out["prompt_id"]) == {"first_person/template.v1"}
+    assert set(out["prompt_id"]) == {"first_person/template.v2"}
+
+
+def test_experience_mode_continues_the_started_answer_through_the_server(server: str) -> None:
+    t = teacher(server, mode="experience")
+    prefill = "Reading this, I noticed"
+    messages = [{"role": "user", "content": "Tell me about the fox."}]
+    (completion,) = t._generate([Call(messages, {"temperature": 1.0}, 3, 12, prefill=prefill)])
+    assert completion.error is None and completion.n_tokens > 0
+    # the server continued the assistant message instead of answering a new turn
+    assert not completion.text.startswith(prefill)
 
 
 def test_seeded_requests_repeat_through_the_server(server: str) -> None:

@@ -71,8 +71,8 @@ def test_noise_is_rejected_retried_and_falls_back(
     out = tiny_teacher.rewrite("first_person", requests(3))
     assert chat_counter.batches == [3, 3]  # one batch per attempt, max_attempts 2
     for rewrite in out:
-        assert rewrite.attempts == 2 and rewrite.fallback_reason is not None
-        assert rewrite.prompt_id == "first_person/template.v1"
+        assert rewrite.lineage.attempts == 2 and rewrite.lineage.fallback_reason is not None
+        assert rewrite.lineage.prompt_id == "first_person/template.v2"
         assert rewrite.text.startswith("Today I") or "I" in rewrite.text.split()
     assert tiny_teacher.stats.fallbacks >= 3
 
@@ -101,7 +101,7 @@ def test_long_document_is_windowed_to_fit_the_context(
     assert teacher._count_tokens(long_text) > TINY_LEN
     (out,) = teacher.rewrite("first_person", requests(1, long_text))
     assert chat_counter.batches[0] > 1  # several windows of one document, in one batch
-    assert out.attempts == 1 and out.fallback_reason is not None
+    assert out.lineage.attempts == 1 and out.lineage.fallback_reason is not None
 
 
 def test_cached_rerun_makes_no_engine_call(
@@ -116,6 +116,35 @@ def test_cached_rerun_makes_no_engine_call(
     assert len(chat_counter.batches) == engine_calls
     assert (rerun.hits, rerun.misses) == (4, 0)
     assert [o.text for o in second] == [o.text for o in first]
-    assert [(o.attempts, o.fallback_reason) for o in second] == [
-        (o.attempts, o.fallback_reason) for o in first
+    assert [(o.lineage.attempts, o.lineage.fallback_reason) for o in second] == [
+        (o.lineage.attempts, o.lineage.fallback_reason) for o in first
     ]
+
+
+def test_experience_mode_continues_the_started_answer_on_the_engine(
+    tiny_teacher: VllmTeacher, tiny_model: Path, chat_counter: ChatCounter
+) -> None:
+    teacher = sharing(tiny_teacher, tiny_model, mode="experience", max_attempts=1)
+    framed = f'Today I\'m reading a fable "Fox". Let\'s start: "{TEXT}"'
+    values = (ValueRef("honesty", "telling the truth"),)
+    batch = [RewriteRequest(f"d{i}", framed, "fable", "Fox", values, i, TEXT) for i in range(3)]
+    out = teacher.rewrite("experiential", batch)
+    assert chat_counter.batches == [3]  # one batched chat, every call continuing a prefill
+    assert teacher.stats.generated_tokens <= 3 * 70  # experience.v1: at most 70 tokens each
+    for rewrite in out:  # noise is rejected: the template writes the record, saying why
+        assert rewrite.text.startswith(framed + "\n\n")
+        assert rewrite.lineage.tried_backend == "vllm" and rewrite.lineage.attempts == 1
+        if rewrite.lineage.fallback_reason is None:
+            assert rewrite.lineage.prompt_id == "experiential/experience.v1"
+        else:
+            assert rewrite.lineage.teacher_backend == "template"
+    # the engine continued the assistant message: the prompt ends with the prefill, no new turn
+    engine = teacher.engine()
+    conversation = [
+        {"role": "user", "content": "Tell me about the fox."},
+        {"role": "assistant", "content": "Reading this, I noticed"},
+    ]
+    prompt = engine.get_tokenizer().apply_chat_template(
+        conversation, tokenize=False, add_generation_prompt=False, continue_final_message=True
+    )
+    assert prompt.rstrip().endswith("Reading this, I noticed")
