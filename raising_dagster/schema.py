@@ -13,6 +13,8 @@ RAW_SCHEMA: dict[str, pl.DataType] = {
     "text": pl.String(),
     "meta": pl.String(),
     "input_sha": pl.String(),
+    "normalized": pl.List(pl.String()),  # the normalization steps that changed the text
+    "redactions": pl.List(pl.String()),  # one reason per redaction in the text and title
     "safety_flag": pl.String(),
 }
 
