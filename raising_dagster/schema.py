@@ -63,6 +63,7 @@ SCORE_SCHEMA: dict[str, pl.DataType] = {
     "rare_word_rate": pl.Float64(),
     "compression_ratio": pl.Float64(),
     "n_tokens": pl.Int64(),
+    "score_flags": pl.List(pl.String()),  # why a signal was estimated or clamped (stages/score.py)
     "difficulty": pl.Float64(),
     "values": pl.List(pl.String()),
     "value_strengths": pl.String(),

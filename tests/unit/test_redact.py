@@ -30,7 +30,15 @@ SECRETS = {
 def test_each_kind_of_secret_is_redacted_and_counted(reason: str) -> None:
     text, reasons = Redactor().redact(SECRETS[reason])
     assert reason in reasons
-    for secret in (AWS_ID, AWS_SECRET, "MIIEowIBAAK", "sk-proj-abc", "ghp_abc", "hunter2", "s3cr3t"):
+    for secret in (
+        AWS_ID,
+        AWS_SECRET,
+        "MIIEowIBAAK",
+        "sk-proj-abc",
+        "ghp_abc",
+        "hunter2",
+        "s3cr3t",
+    ):
         assert secret not in text
     assert "[REDACTED]" in text
 
