@@ -19,7 +19,8 @@ scaled values are multiplied by min(1, words / 100): short texts count as simple
 
 Texts the formula was not made for are scored, never refused, and say so in `score_flags`:
 - `non_latin_script` (most letters outside the Latin script): words are runs of letters and
-  digits, each Han/Hiragana/Katakana character one word; sentences also end at 。！？؟।;
+  digits, each Han/Hiragana/Katakana character one word; sentences also end at the CJK,
+  Arabic and Devanagari full stops and marks;
   syllables are taken as 1.5 per word (the English mean); rare words are those outside the
   English list (so nearly all). Without this, Cyrillic or Chinese text read as one word of no
   syllable: grade -15.
