@@ -1,5 +1,5 @@
-"""Scoring texts the readability formula was not made for (issue 9, item 2): other scripts, HTML
 # ruff: noqa: RUF001 - texts in other scripts on purpose
+"""Scoring texts the readability formula was not made for (issue 9, item 2): other scripts, HTML
 without sentence ends, code, unpunctuated verse. Each is scored within the documented ranges, with
 a flag saying why, so a single record never fails the shard's suite."""
 
