@@ -22,6 +22,7 @@ from raising_dagster.expectations.gx_suites import suite_outcome
 from raising_dagster.expectations.invariants import framing_coverage
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource, TeacherResource
+from raising_dagster.schema import REWRITE_SCHEMA
 from raising_dagster.stages import rewrite
 from raising_dagster.store import write_parquet
 
@@ -43,6 +44,7 @@ def _result(
     frame: pl.DataFrame,
 ) -> MaterializeResult:
     path = raising.layout.shard_file(asset, context.partition_key)
+    frame = frame.cast(REWRITE_SCHEMA)  # typed even when empty (a shard with no readable record)
     write_parquet(frame, path)
     outcome = framing_coverage(frame, variant, raising.settings.checks.min_framed_share)
     return MaterializeResult(

@@ -137,7 +137,8 @@ def scan_landing(landing_dir: Path) -> LandingScan:
     candidates: dict[str, list[Path]] = {}
     skipped: list[SkippedFile] = []
     for path in sorted(landing_dir.iterdir()):
-        name = path.name
+        # a name that is not UTF-8 (surrogate-escaped by Python) is shown with backslashes
+        name = path.name.encode("utf-8", "backslashreplace").decode("utf-8")
         if name.startswith("."):
             skipped.append(SkippedFile(name, "hidden_file", "names starting with '.' are ignored"))
         elif not path.is_file():

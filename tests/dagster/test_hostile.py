@@ -14,7 +14,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.storage.dagster_run import DagsterRun
 
 from raising_dagster.resources import RaisingResource
-from raising_dagster.runner import RUNNER_TAG, run_pipeline
+from raising_dagster.runner import RUNNER_TAGS, run_pipeline
 from tests.conftest import DEFINITION, DILEMMA, FABLE, HONESTY_CODEX, write_jsonl
 
 # Value coverage is gated separately (issue 8): these tests use a codex asking no minimum share.
@@ -155,7 +155,7 @@ def test_killed_runs_and_stale_staging_are_cleaned_at_the_next_start(
         (store / stale / "junk").write_bytes(b"x" * 10)
     (store / "raw_docs").mkdir()
     (store / "raw_docs" / ".alpha.jsonl.parquet.0f0f.tmp").write_bytes(b"half")
-    killed = DagsterRun(job_name="raise_shard", run_id="killed-run", tags={RUNNER_TAG: "cli"})
+    killed = DagsterRun(job_name="raise_shard", run_id="killed-run", tags=RUNNER_TAGS)
     instance.add_run(killed)
     instance.handle_run_event(
         "killed-run",
@@ -172,11 +172,12 @@ def test_killed_runs_and_stale_staging_are_cleaned_at_the_next_start(
     assert report.published, report.failures
     assert instance.get_run_by_id("killed-run").status == DagsterRunStatus.FAILURE
     assert instance.get_run_by_id("ui-run").status == DagsterRunStatus.STARTED  # not ours
-    assert not list(store.glob(".training_ready.*")) and not (store / ".duckdb_tmp").exists()
+    assert not list(store.glob(".training_ready.*"))
+    assert not (store / ".duckdb_tmp" / "junk").exists()  # the folder itself is DuckDB's again
     assert not list(store.glob("*/.*.tmp"))
     assert any("killed-run" in line for line in lines)
     # this runner's own runs finished, none is left STARTED
-    ours = instance.get_runs(filters=__import__("dagster").RunsFilter(tags={RUNNER_TAG: "cli"}))
+    ours = instance.get_runs(filters=__import__("dagster").RunsFilter(tags=RUNNER_TAGS))
     assert {r.status for r in ours} == {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE}
 
 
