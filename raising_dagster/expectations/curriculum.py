@@ -85,7 +85,8 @@ def difficulty_rising(
     """The median difficulty strictly rises from each non-empty stage to the next."""
     medians = run_sql(
         con,
-        f"""SELECT stage_index, quantile_cont(difficulty, 0.5) FROM read_parquet({sql_literal(ordered_file)})
+        f"""SELECT stage_index, quantile_cont(difficulty, 0.5)
+            FROM read_parquet({sql_literal(ordered_file)})
             GROUP BY stage_index ORDER BY stage_index""",
     )
     named = {stage_names[i] if i < len(stage_names) else str(i): round(m, 5) for i, m in medians}
@@ -183,7 +184,8 @@ def kept_reach_curriculum(
     lost = con.sql(
         f"""SELECT r.doc_id, r.shard, 'kept but not in the curriculum, no reason recorded' AS reason
             FROM read_parquet({sql_files(raw_files)}) r
-            ANTI JOIN (SELECT DISTINCT source_doc_id, shard FROM read_parquet({sql_literal(ordered_file)})) o
+            ANTI JOIN (SELECT DISTINCT source_doc_id, shard
+                       FROM read_parquet({sql_literal(ordered_file)})) o
               ON o.source_doc_id = r.doc_id AND o.shard = r.shard
             {excuse}
             ORDER BY r.shard, r.doc_id"""

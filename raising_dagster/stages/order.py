@@ -202,7 +202,8 @@ def order_records(
     )
     ((placed, written),) = run_sql(
         con,
-        f"SELECT (SELECT count(*) FROM placed), (SELECT count(*) FROM read_parquet({sql_literal(tmp)}))",
+        f"""SELECT (SELECT count(*) FROM placed),
+                   (SELECT count(*) FROM read_parquet({sql_literal(tmp)}))""",
     )
     if placed != written:
         missing = run_sql(

@@ -33,7 +33,8 @@ def write_parts(
             con,
             f"""COPY (SELECT * FROM read_parquet({sql_literal(ordered_file)})
                       WHERE position >= {start} AND position < {end} ORDER BY position)
-                TO {sql_literal(out_dir / name)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 20000)""",
+                TO {sql_literal(out_dir / name)}
+                (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 20000)""",
         )
         parts.append(
             {

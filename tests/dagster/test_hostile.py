@@ -21,7 +21,7 @@ from tests.conftest import DEFINITION, DILEMMA, FABLE, HONESTY_CODEX, write_json
 ANY_SHARE_CODEX = Path(__file__).parent.parent / "any_share_codex.yaml"
 
 RUSSIAN = (
-    "Честность означает говорить правду, даже когда ложь была бы проще. Когда человек "  # noqa: RUF001
+    "Честность означает говорить правду, даже когда ложь была бы проще. Когда человек "
     "обещает что-то другу, он должен сдержать слово."
 )
 CHINESE = "诚实意味着说真话。朋友之间的信任需要很长时间才能建立。我们应该遵守诺言。"
