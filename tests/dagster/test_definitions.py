@@ -53,6 +53,7 @@ def test_blocking_checks_guard_the_framed_assets() -> None:
         ("ordered_docs", "every_record_traces_to_raw_doc_prompt_and_model"),
         ("ordered_docs", "every_kept_doc_in_curriculum_or_excluded_with_reason"),
         ("ordered_docs", "ordered_docs_meet_expectation_suite"),
+        ("ordered_docs", "quarantined_share_within_limit"),
     }
     for key in graph.asset_check_keys:
         spec = graph.get_check_spec(key)

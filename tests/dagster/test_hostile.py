@@ -135,6 +135,21 @@ def test_ids_one_to_n_in_every_shard_all_reach_the_corpus(
     assert _published_docs(store).height == 18
 
 
+# item 2: per-record problems quarantine; only the corpus-level share may refuse publication
+def test_a_mostly_unreadable_corpus_is_refused_by_the_quarantined_share(
+    tmp_path: Path, landing: Path, instance: DagsterInstance
+) -> None:
+    store = tmp_path / "store"
+    raising = _raising(landing, store, HONESTY_CODEX)
+    assert run_pipeline(raising, instance).published
+    good = (store / "training_ready" / "manifest.json").read_bytes()
+    write_jsonl(landing / "junk.jsonl", ["{broken"] * 7)  # 7 of 13 records quarantined
+    report = run_pipeline(raising, instance)
+    assert not report.published
+    assert any("quarantined_share_within_limit" in f and "7 of 13" in f for f in report.failures)
+    assert (store / "training_ready" / "manifest.json").read_bytes() == good
+
+
 # item 15
 def test_an_output_folder_with_a_quote_in_its_path_publishes(
     tmp_path: Path, landing: Path, instance: DagsterInstance
