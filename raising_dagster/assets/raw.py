@@ -51,8 +51,12 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
     write_parquet(read.docs, layout.shard_file("raw_docs", key))
     write_parquet(read.quarantine, layout.quarantine_file(key))
     by_reason = counts_by(read.quarantine, "reason")
-    normalized = counts_by(read.docs.select(pl.col("normalized").explode()), "normalized")
-    redacted = counts_by(read.docs.select(pl.col("redactions").explode()), "redactions")
+    normalized = counts_by(
+        read.docs.select(pl.col("normalized").explode(empty_as_null=False)), "normalized"
+    )
+    redacted = counts_by(
+        read.docs.select(pl.col("redactions").explode(empty_as_null=False)), "redactions"
+    )
     stats = {
         "shard": key,
         "file": shards[key].name,
