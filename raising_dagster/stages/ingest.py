@@ -250,15 +250,12 @@ class _Collector:
             return self.quarantine(
                 line, "empty_text", "'text' is empty, whitespace or invisible characters", raw
             )
-        text, redactions = self.redactor.redact(text.strip())
         title = obj.get("title")
         if title is not None:
             title = one_line(
                 normalize_text(str(title))[0] if self.settings.normalize else str(title)
             )
-            title, title_redactions = self.redactor.redact(title)
-            redactions += title_redactions
-        self.docs.append(_doc(self.shard, line, obj, text, title or None, found, redactions))
+        self.docs.append(_doc(self.shard, line, obj, text.strip(), title or None, found))
         return None
 
 
@@ -274,7 +271,6 @@ def _doc(
     text: str,
     title: str | None,
     normalized: list[str],
-    redactions: list[str],
 ) -> dict[str, Any]:
     input_sha = sha256_hex(text)
     doc_id = obj.get("id")
@@ -291,7 +287,7 @@ def _doc(
         "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str),
         "input_sha": input_sha,
         "normalized": list(dict.fromkeys(normalized)),
-        "redactions": redactions,
+        "redactions": [],
     }
 
 
@@ -426,10 +422,47 @@ def _read_txt(path: Path, data: bytes, out: _Collector) -> int:
     return 1
 
 
+def _redact(docs: pl.DataFrame, redactor: Redactor) -> pl.DataFrame:
+    """Redact texts and titles (stages/redact.py): Polars finds the few records a rule could
+    change, Python rewrites those; their `input_sha` follows the new text (derived ids stay)."""
+    hits = docs.select(
+        redactor.may_redact(pl.col("text")) | redactor.may_redact(pl.col("title").fill_null(""))
+    ).to_series()
+    rows = hits.arg_true()
+    if rows.len() == 0:
+        return docs
+    texts, titles, reasons = [], [], []
+    for text, title in docs[rows].select("text", "title").iter_rows():
+        text, found = redactor.redact(text)
+        if title is not None:
+            title, in_title = redactor.redact(title)
+            found += in_title
+        texts.append(text)
+        titles.append(title)
+        reasons.append(found)
+    updates = pl.DataFrame(
+        {
+            "_row": rows,
+            "text": texts,
+            "title": titles,
+            "input_sha": [sha256_hex(t) for t in texts],
+            "redactions": reasons,
+        },
+        schema_overrides={"_row": pl.UInt32, "title": pl.String, "redactions": pl.List(pl.String)},
+    )
+    return (
+        docs.with_row_index("_row")
+        .update(updates, on="_row", include_nulls=True)
+        .drop("_row")
+        .select(docs.columns)
+    )
+
+
 def _frames(out: _Collector) -> tuple[pl.DataFrame, pl.DataFrame]:
     docs = pl.DataFrame(
         out.docs, schema={k: v for k, v in RAW_SCHEMA.items() if k != "safety_flag"}
     )
+    docs = _redact(docs, out.redactor)
     docs = docs.with_columns(safety_flag=safety_flag(pl.col("text"))).select(list(RAW_SCHEMA))
     duplicated = docs.filter(
         pl.col("doc_id").is_duplicated() & ~pl.col("doc_id").is_first_distinct()

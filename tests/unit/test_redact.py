@@ -3,11 +3,13 @@ each redaction counted per record and reason."""
 
 from collections import Counter
 
+import polars as pl
 import pytest
 
 from raising_dagster.config import IngestSettings, RedactionSettings
 from raising_dagster.stages.ingest import read_shard
 from raising_dagster.stages.redact import Redactor
+from tests.conftest import FABLE
 
 AWS_ID = "AKIAIOSFODNN7EXAMPLE"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -83,3 +85,11 @@ def test_ingest_redacts_text_and_title_and_counts_per_record(make_shard) -> None
     assert docs["clean"]["redactions"] == []
     kept = read_shard(path, IngestSettings(redact=RedactionSettings(secrets=False)))
     assert "hunter2" in kept.docs["text"][0]
+
+
+def test_the_vectorized_prefilter_finds_every_text_a_rule_changes() -> None:
+    redactor = Redactor()
+    samples = [*SECRETS.values(), "Jane.Doe@Corp.com", "ping 8.8.8.8", "Bearer " + "x" * 30]
+    assert all(redactor.redact(s)[1] for s in samples)
+    flagged = pl.DataFrame({"t": [*samples, FABLE]}).select(redactor.may_redact(pl.col("t")))
+    assert flagged.to_series().to_list() == [True] * len(samples) + [False]
