@@ -286,7 +286,8 @@ class IngestSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_doc_chars: int = Field(default=1_000_000, ge=1)  # longer documents: quarantined, too_long
-    normalize: bool = True  # stages/normalize.py: controls, escapes, mojibake, bidi, NFC
+    normalize: bool = True  # stages/normalize.py: controls, escapes, bidi, line breaks, NFC
+    fix_mojibake: bool = False  # also undo mojibake (ftfy fix_encoding; ~0.4 ms per non-ASCII doc)
     redact: RedactionSettings = Field(default_factory=RedactionSettings)
 
 

@@ -244,7 +244,7 @@ class _Collector:
             )
         found = list(changes)
         if self.settings.normalize:
-            text, done = normalize_text(text)
+            text, done = normalize_text(text, self.settings.fix_mojibake)
             found += done
         if is_blank(text):
             return self.quarantine(

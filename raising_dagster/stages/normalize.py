@@ -4,7 +4,9 @@ Steps, in order (each named in the record's `normalized` column when it changed 
 - `surrogates`: UTF-16 surrogate code points (valid in JSON escapes, not in UTF-8): a proper pair
   becomes its character, a lone one U+FFFD (ftfy `fix_surrogates`).
 - `ansi_escapes`: terminal escape sequences (ftfy `remove_terminal_escapes`).
-- `mojibake`: UTF-8 read as Latin-1/Windows-1252 and the like, undone (ftfy `fix_encoding`).
+- `mojibake` (only with `ingest.fix_mojibake`, off by default: ftfy's test costs about 0.4 ms
+  per non-ASCII document): UTF-8 read as Latin-1/Windows-1252 and the like, undone (ftfy
+  `fix_encoding`).
 - `control_chars`: C0 and C1 controls other than tab, line feed, form feed and carriage return,
   deprecated Arabic controls, interlinear annotation, U+FFFC, U+FEFF (ftfy `remove_control_chars`,
   plus the C1 range).
@@ -13,8 +15,9 @@ Steps, in order (each named in the record's `normalized` column when it changed 
 - `noncharacters`: U+FDD0-U+FDEF and U+xFFFE/U+xFFFF of every plane.
 - `line_breaks`: CRLF, CR, U+2028, U+2029, U+0085 become LF (ftfy `fix_line_breaks`).
 - `nfc`: Unicode NFC composition.
-Quotes, ligatures, character widths and HTML entities are left as written. Pure ASCII text with
-no control character skips every step but `line_breaks`' check (fast path).
+Quotes, ligatures, character widths and HTML entities are left as written. Each step runs only
+where a cheap test (one regular expression or a membership test) says it could change the
+text, so plain text, ASCII or not, costs a few scans.
 """
 
 from __future__ import annotations
@@ -59,28 +62,53 @@ def _nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-STEPS: tuple[tuple[str, Callable[[str], str]], ...] = (
-    ("surrogates", fix_surrogates),
-    ("ansi_escapes", remove_terminal_escapes),
-    ("mojibake", fix_encoding),
-    ("control_chars", _remove_controls),
-    ("bidi_controls", lambda text: _BIDI.sub("", text)),
-    ("noncharacters", lambda text: _NONCHARACTER.sub("", text)),
-    ("line_breaks", fix_line_breaks),
-    ("nfc", _nfc),
+_LINE_BREAKS = re.compile("[\r\u2028\u2029\x85]")
+# Any character one of the removal steps would touch (controls, C1, bidi, deprecated Arabic
+# controls, noncharacters, interlinear annotation, U+FFFC, BOM) or any astral character (their
+# noncharacters): texts without one skip those steps.
+_SUSPECT = re.compile(
+    "[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u206f\ufdd0-\ufdef\ufeff"
+    "\ufff9-\uffff\U00010000-\U0010ffff]"
 )
-_ASCII_STEPS = {"ansi_escapes", "control_chars", "line_breaks"}
+
+# Any character a step other than NFC could change (surrogates, ESC, line breaks, _SUSPECT).
+_ANY_STEP = re.compile(
+    "[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u206f"
+    "\ufdd0-\ufdef\ufeff\ufff9-\uffff\U00010000-\U0010ffff]"
+)
+
+Step = tuple[str, Callable[[str], str], Callable[[str], bool]]
+STEPS: tuple[Step, ...] = (
+    ("surrogates", fix_surrogates, lambda text: _SURROGATE.search(text) is not None),
+    ("ansi_escapes", remove_terminal_escapes, lambda text: "\x1b" in text),
+    ("mojibake", fix_encoding, lambda text: not text.isascii()),
+    ("control_chars", _remove_controls, lambda text: _SUSPECT.search(text) is not None),
+    ("bidi_controls", lambda text: _BIDI.sub("", text), lambda text: True),
+    ("noncharacters", lambda text: _NONCHARACTER.sub("", text), lambda text: True),
+    ("line_breaks", fix_line_breaks, lambda text: _LINE_BREAKS.search(text) is not None),
+    ("nfc", _nfc, lambda text: not unicodedata.is_normalized("NFC", text)),
+)
+_AFTER_CONTROLS = {"bidi_controls", "noncharacters"}  # run only where control_chars looked
 
 
-def normalize_text(text: str) -> tuple[str, list[str]]:
-    """The normalized text and the names of the steps that changed it (see the module doc)."""
-    plain_ascii = text.isascii()
-    if plain_ascii and not _ASCII_CONTROL.search(text):
+def normalize_text(text: str, fix_mojibake: bool = False) -> tuple[str, list[str]]:
+    """The normalized text and the names of the steps that changed it (see the module doc).
+    Each step runs only where a cheap test says it could change the text."""
+    if text.isascii() and not _ASCII_CONTROL.search(text):
         return text, []
+    if not fix_mojibake and _ANY_STEP.search(text) is None:  # one scan: only NFC could apply
+        return (text, []) if unicodedata.is_normalized("NFC", text) else (_nfc(text), ["nfc"])
     changes = []
-    for name, step in STEPS:
-        if plain_ascii and name not in _ASCII_STEPS:
+    suspect = False
+    for name, step, applies in STEPS:
+        if name == "mojibake" and not fix_mojibake:
             continue
+        if name in _AFTER_CONTROLS and not suspect:
+            continue
+        if not applies(text):
+            continue
+        if name == "control_chars":
+            suspect = True
         fixed = step(text)
         if fixed != text:
             changes.append(name)

@@ -210,11 +210,14 @@ def test_controls_escapes_bidi_and_noncharacters_are_normalized_and_recorded(mak
         ],
     )
     docs = {r["doc_id"]: r for r in read_shard(path).docs.iter_rows(named=True)}
+    fixed = read_shard(path, config.IngestSettings(fix_mojibake=True)).docs
     assert docs["ansi"]["text"] == "Red alert here."
     assert {"ansi_escapes", "control_chars"} <= set(docs["ansi"]["normalized"])
     assert docs["bidi"]["text"] == "Access evil granted now."
     assert {"bidi_controls", "noncharacters"} <= set(docs["bidi"]["normalized"])
-    assert docs["mojibake"]["text"] == "The caf\u00e9 was open."
-    assert "mojibake" in docs["mojibake"]["normalized"]
+    assert docs["mojibake"]["text"] == "The caf\u00c3\u00a9 was open."  # repair is opt-in
+    mojibake = fixed.filter(pl.col("doc_id") == "mojibake").row(0, named=True)
+    assert mojibake["text"] == "The caf\u00e9 was open."
+    assert "mojibake" in mojibake["normalized"]
     assert docs["crlf"]["text"] == "One.\nTwo."
     assert docs["clean"]["normalized"] == []
