@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import zstandard
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import DagsterEvent, DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.storage.dagster_run import DagsterRun
 
 from raising_dagster.resources import RaisingResource
@@ -172,11 +172,10 @@ def test_killed_runs_and_stale_staging_are_cleaned_at_the_next_start(
     (store / "raw_docs" / ".alpha.jsonl.parquet.0f0f.tmp").write_bytes(b"half")
     killed = DagsterRun(job_name="raise_shard", run_id="killed-run", tags=RUNNER_TAGS)
     instance.add_run(killed)
+    # what a SIGKILLed run leaves: its start recorded, its end never
     instance.handle_run_event(
         "killed-run",
-        __import__("dagster").DagsterEvent(
-            event_type_value="PIPELINE_START", job_name="raise_shard", message="started"
-        ),
+        DagsterEvent(event_type_value="PIPELINE_START", job_name="raise_shard", message="started"),
     )
     assert instance.get_run_by_id("killed-run").status == DagsterRunStatus.STARTED
     foreign = DagsterRun(job_name="raise_shard", run_id="ui-run", status=DagsterRunStatus.STARTED)
@@ -192,7 +191,7 @@ def test_killed_runs_and_stale_staging_are_cleaned_at_the_next_start(
     assert not list(store.glob("*/.*.tmp"))
     assert any("killed-run" in line for line in lines)
     # this runner's own runs finished, none is left STARTED
-    ours = instance.get_runs(filters=__import__("dagster").RunsFilter(tags=RUNNER_TAGS))
+    ours = instance.get_runs(filters=RunsFilter(tags=RUNNER_TAGS))
     assert {r.status for r in ours} == {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE}
 
 
