@@ -224,8 +224,15 @@ class _Collector:
         )
 
     def record(
-        self, line: int, obj: dict[str, Any], raw: str, changes: tuple[str, ...] = ()
+        self,
+        line: int,
+        obj: dict[str, Any],
+        raw: str,
+        changes: tuple[str, ...] = (),
+        plain: bool = False,
     ) -> None:
+        """Keep a record or quarantine it with a reason; `plain`: the raw JSON line shows that no
+        string in it can need normalizing (ASCII, no \\u, \\b, \\f or \\r escape)."""
         text = obj.get("text")
         if "text" not in obj or text is None:
             return self.quarantine(line, "missing_text", "record has no 'text' field", raw)
@@ -243,7 +250,7 @@ class _Collector:
                 line, "too_long", f"'text' has {len(text)} characters, over {limit}", raw
             )
         found = list(changes)
-        if self.settings.normalize:
+        if self.settings.normalize and not (plain and not self.settings.fix_mojibake):
             text, done = normalize_text(text, self.settings.fix_mojibake)
             found += done
         if is_blank(text):
@@ -387,11 +394,11 @@ def _read_jsonl(data: bytes, out: _Collector, stopped: str | None, array_ok: boo
                 number, "not_an_object", f"JSON {type(obj).__name__}, not an object", line
             )
             continue
-        if _SURROGATE_ESCAPE.search(line):
+        if "\\u" in line and _SURROGATE_ESCAPE.search(line):
             fixed = _replace_surrogates(obj)
             if fixed != obj:
                 obj, changes = fixed, (*changes, "surrogates")
-        out.record(number, obj, line, changes)
+        out.record(number, obj, line, changes, _plain_json(line))
     if tail is not None:
         out.quarantine(
             len(lines) + 1,
@@ -401,6 +408,13 @@ def _read_jsonl(data: bytes, out: _Collector, stopped: str | None, array_ok: boo
         )
         return len(lines) + 1
     return len(lines)
+
+
+def _plain_json(line: str) -> bool:
+    """Whether no string of a JSON line can hold a control or non-ASCII character: in JSON they
+    appear raw (non-ASCII) or as escapes (control characters), so an ASCII line without the
+    escapes that make them cannot (cheap membership tests, no regular expression)."""
+    return line.isascii() and not any(e in line for e in ("\\u", "\\b", "\\f", "\\r"))
 
 
 def _read_parquet(path: Path, out: _Collector) -> int:
