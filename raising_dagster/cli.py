@@ -53,14 +53,12 @@ def run(
     home = (dagster_home or Path(os.environ.get("DAGSTER_HOME") or out / "dagster_home")).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
 
     from dagster import DagsterInstance
 
     from raising_dagster.resources import RaisingResource
-    from raising_dagster.runner import run_pipeline
+    from raising_dagster.runner import hold_output, run_pipeline
 
     raising = RaisingResource(
         config_file=str(config) if config else None,
@@ -73,8 +71,13 @@ def run(
         raising.settings  # noqa: B018 - validate settings before any run starts
     except ValueError as exc:
         raise click.ClickException(f"invalid settings: {exc}") from exc
-    with DagsterInstance.get() as instance:
-        report = run_pipeline(raising, instance, progress=click.echo)
+    # one runner at a time per output folder and instance, locked before the instance is first
+    # created (two processes creating one SQLite instance leave it with two alembic heads)
+    with hold_output([out.resolve(), home], progress=click.echo):
+        if not (home / "dagster.yaml").exists():
+            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+        with DagsterInstance.get() as instance:
+            report = run_pipeline(raising, instance, progress=click.echo)
     if not report.published:
         click.echo("Publication stopped; the training-ready corpus was not (re)written:", err=True)
         for failure in report.failures:

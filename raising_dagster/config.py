@@ -360,10 +360,34 @@ class TokenizerSettings(BaseModel):
     append_eos: bool = True
 
 
+class RedactionSettings(BaseModel):
+    """What ingest redacts from texts and titles (stages/redact.py); each redaction is counted per
+    record and reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    secrets: bool = True  # cloud and API keys, tokens, private key blocks, `password=` values
+    emails: bool = True  # replaced as datatrove's PII formatter does
+    ips: bool = True  # public IPv4 addresses only, as datatrove's PII formatter does
+
+
+class IngestSettings(BaseModel):
+    """Per-record limits and clean-up at ingest (stages/ingest.py, normalize.py, redact.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_doc_chars: int = Field(default=1_000_000, ge=1)  # longer documents: quarantined, too_long
+    normalize: bool = True  # stages/normalize.py: controls, escapes, bidi, line breaks, NFC
+    fix_mojibake: bool = False  # also undo mojibake (ftfy fix_encoding; ~0.4 ms per non-ASCII doc)
+    redact: RedactionSettings = Field(default_factory=RedactionSettings)
+
+
 class CheckSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     min_framed_share: float = Field(default=1.0, ge=0.0, le=1.0)
+    # corpus level: quarantined records over records in, across the published shards
+    max_quarantined_share: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
 class RaisingSettings(BaseSettings):
@@ -381,6 +405,7 @@ class RaisingSettings(BaseSettings):
     curriculum: CurriculumSettings = Field(default_factory=CurriculumSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     tokenizer: TokenizerSettings = Field(default_factory=TokenizerSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
 
     @cached_property

@@ -1,29 +1,161 @@
-"""Run the whole pipeline through Dagster: one `raise_shard` run per shard, then the curriculum."""
+"""Run the whole pipeline through Dagster: one `raise_shard` run per shard, then the curriculum.
 
+One runner at a time per output folder and per Dagster instance: `hold_output` takes an
+exclusive lock file (`.raising.lock`, fcntl) in each, waiting with a message while another run
+holds it. Take it before the instance is first opened (`raising run` does): two processes creating
+one SQLite instance at once leave it with two alembic heads. Under the lock a run first clears
+what a killed run left behind: staging and temporary files in the store, and this runner's runs
+still marked as started in the instance (marked failed, with a reason).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import socket
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import DagsterInstance, ExecuteInProcessResult
+from dagster import DagsterInstance, DagsterRunStatus, ExecuteInProcessResult, RunsFilter
 
 from raising_dagster.definitions import build_definitions
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
-from raising_dagster.stages.ingest import list_shards
+from raising_dagster.stages.ingest import SkippedFile, scan_landing
 
 # Runs log step events at INFO on the console; the full event log is in the instance (the UI).
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+RUNNER_TAG = "raising/runner"
+RUNNER_TAGS = {RUNNER_TAG: "run_pipeline"}
+LOCK_FILE = ".raising.lock"
+# What a killed run leaves in the store: publication staging, the previous corpus being swapped
+# out, DuckDB's spill folder, half-written files of store.write_parquet/write_json.
+STALE_PATTERNS = (".training_ready.staging-*", ".training_ready.old.*", ".duckdb_tmp", "*/.*.tmp")
+_UNFINISHED = [
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+Progress = Callable[[str], None]
+
+
+class OutputBusy(RuntimeError):
+    """Another raising run holds the output folder or instance (raised when not waiting)."""
 
 
 @dataclass
 class PipelineReport:
-    """What a pipeline run did: shards raised, run ids, and why publication stopped, if it did."""
+    """What a pipeline run did: shards raised, files skipped, run ids, what it cleaned up, and why
+    publication stopped, if it did."""
 
     shards: list[str] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)
+    abandoned_runs: list[str] = field(default_factory=list)
     published: bool = False
+
+
+_held: dict[tuple[str, int], int] = {}
+_held_guard = threading.Lock()
+
+
+@contextmanager
+def _lock_folder(folder: Path, progress: Progress, wait: bool) -> Iterator[None]:
+    key = (str(folder), threading.get_ident())
+    with _held_guard:
+        if key in _held:  # already held by this thread (reentrant)
+            _held[key] += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held[key] -= 1
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            if not wait:
+                raise OutputBusy(
+                    f"{folder} is in use by another raising run ({holder}); wait for it to end "
+                    "or use another output folder"
+                ) from None
+            progress(f"waiting for {folder}: another raising run holds it ({holder})")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(
+            fd,
+            f"pid {os.getpid()} on {socket.gethostname()} since "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(),
+            0,
+        )
+        with _held_guard:
+            _held[key] = 1
+        try:
+            yield
+        finally:
+            with _held_guard:
+                del _held[key]
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def hold_output(
+    folders: Iterable[Path], progress: Progress = lambda message: None, wait: bool = True
+) -> Iterator[None]:
+    """Hold the runner's lock on each folder (the store, the Dagster home) for the block: waits,
+    saying so through `progress`, while another process holds one (`wait=False`: OutputBusy).
+    Folders are locked in sorted order, so two runners never hold one each; reentrant within
+    a thread."""
+    with ExitStack() as stack:
+        for folder in sorted({Path(f).resolve() for f in folders}):
+            stack.enter_context(_lock_folder(folder, progress, wait))
+        yield
+
+
+def clean_stale_files(store: Path) -> list[str]:
+    """Remove what a killed run left in the store (STALE_PATTERNS); call under `hold_output`."""
+    removed = []
+    for pattern in STALE_PATTERNS:
+        for path in sorted(store.glob(pattern)):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(str(path))
+    return removed
+
+
+def fail_abandoned_runs(instance: DagsterInstance) -> list[str]:
+    """Mark failed this runner's runs that the instance still shows unfinished: under
+    `hold_output` on the instance's folder no other runner is alive, so their process died."""
+    runs = instance.get_runs(filters=RunsFilter(statuses=_UNFINISHED, tags=RUNNER_TAGS))
+    for run in runs:
+        instance.report_run_failed(
+            run,
+            "abandoned: the raising run that started it ended without finishing (killed or "
+            "crashed); marked failed by the next raising run",
+        )
+    return [run.run_id for run in runs]
 
 
 def _failures(result: ExecuteInProcessResult, scope: str) -> list[str]:
@@ -45,23 +177,36 @@ def _failures(result: ExecuteInProcessResult, scope: str) -> list[str]:
 def run_pipeline(
     raising: RaisingResource,
     instance: DagsterInstance,
-    progress: Callable[[str], None] = lambda message: None,
+    progress: Progress = lambda message: None,
 ) -> PipelineReport:
     """Register every shard of the landing folder, raise each, then publish the curriculum unless
-    a blocking check failed; `progress` hears a line per finished run. A vLLM engine started by
-    the runs is shared by all of them and shut down at the end."""
+    a blocking check failed; `progress` hears a line per finished run and per skipped file. Holds
+    the store and the instance folder (module doc). A vLLM engine started by the runs is shared
+    by all of them and shut down at the end."""
+    folders = [Path(raising.settings.store_dir), Path(instance.root_directory)]
     try:
-        return _run_pipeline(raising, instance, progress)
+        with hold_output(folders, progress):
+            return _run_pipeline(raising, instance, progress)
     finally:
         if "raising_dagster.teacher.vllm" in sys.modules:
             sys.modules["raising_dagster.teacher.vllm"].shutdown_engines()
 
 
 def _run_pipeline(
-    raising: RaisingResource, instance: DagsterInstance, progress: Callable[[str], None]
+    raising: RaisingResource, instance: DagsterInstance, progress: Progress
 ) -> PipelineReport:
+    report = PipelineReport()
+    report.cleaned = clean_stale_files(Path(raising.settings.store_dir))
+    if report.cleaned:
+        progress(f"removed {len(report.cleaned)} files left by an interrupted run")
+    report.abandoned_runs = fail_abandoned_runs(instance)
+    for run_id in report.abandoned_runs:
+        progress(f"run {run_id} was left unfinished by a killed process: marked failed")
     defs = build_definitions(raising)
-    report = PipelineReport(shards=list(list_shards(Path(raising.settings.landing_dir))))
+    scan = scan_landing(Path(raising.settings.landing_dir))
+    report.shards, report.skipped = list(scan.shards), scan.skipped
+    for skipped in scan.skipped:
+        progress(skipped.line())
     if not report.shards:
         report.failures.append(f"no shards found in {raising.settings.landing_dir}")
         return report
@@ -70,7 +215,11 @@ def _run_pipeline(
     shard_job = defs.resolve_job_def("raise_shard")
     for key in report.shards:
         result = shard_job.execute_in_process(
-            partition_key=key, instance=instance, run_config=RUN_CONFIG, raise_on_error=False
+            partition_key=key,
+            instance=instance,
+            run_config=RUN_CONFIG,
+            raise_on_error=False,
+            tags=RUNNER_TAGS,
         )
         report.run_ids.append(result.run_id)
         report.failures += _failures(result, f"shard {key}")
@@ -78,7 +227,7 @@ def _run_pipeline(
     if report.failures:
         return report
     result = defs.resolve_job_def("publish_curriculum").execute_in_process(
-        instance=instance, run_config=RUN_CONFIG, raise_on_error=False
+        instance=instance, run_config=RUN_CONFIG, raise_on_error=False, tags=RUNNER_TAGS
     )
     report.run_ids.append(result.run_id)
     report.failures += _failures(result, "curriculum")

@@ -15,6 +15,8 @@ RAW_SCHEMA: dict[str, pl.DataType] = {
     "text": pl.String(),
     "meta": pl.String(),
     "input_sha": pl.String(),
+    "normalized": pl.List(pl.String()),  # the normalization steps that changed the text
+    "redactions": pl.List(pl.String()),  # one reason per redaction in the text and title
     "safety_flag": pl.String(),
 }
 
@@ -58,6 +60,7 @@ SCORE_SCHEMA: dict[str, pl.DataType] = {
     "rare_word_rate": pl.Float64(),
     "compression_ratio": pl.Float64(),
     "n_tokens": pl.Int64(),
+    "score_flags": pl.List(pl.String()),  # why a signal was estimated or clamped (stages/score.py)
     "difficulty": pl.Float64(),
     "values": pl.List(pl.String()),  # taught, strongest first (stages/values.py weave_values)
     "value_sources": pl.List(pl.String()),  # `detected` or `assigned`, one per taught value

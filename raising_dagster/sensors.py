@@ -17,7 +17,9 @@ from raising_dagster.config import sha256_file
 from raising_dagster.jobs import raise_shard_job
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
-from raising_dagster.stages.ingest import list_shards
+from raising_dagster.stages.ingest import scan_landing
+
+_SKIPPED = "_skipped"  # cursor entry of skipped file names (a shard key never starts with "_")
 
 
 @dataclass(frozen=True)
@@ -27,12 +29,14 @@ class ShardPlan:
     cursor: dict[str, dict[str, object]]
 
     def run_key(self, key: str) -> str:
-        return f"{key}@{self.cursor[key]['sha']}"
+        """Unique per content change: A, then B, then A again gives three keys."""
+        entry = self.cursor[key]
+        return f"{key}@{entry.get('generation', 0)}:{entry['sha']}"
 
 
 def plan_shards(shards: dict[str, Path], cursor: dict[str, dict[str, object]]) -> ShardPlan:
     """Which shards are new and which changed content since the cursor; hashes a file only when
-    its size or modification time moved."""
+    its size or modification time moved. Each content change bumps the shard's generation."""
     new, changed, seen = [], [], {}
     for key, path in shards.items():
         stat = path.stat()
@@ -41,11 +45,18 @@ def plan_shards(shards: dict[str, Path], cursor: dict[str, dict[str, object]]) -
             seen[key] = before
             continue
         sha = sha256_file(path)
-        seen[key] = {"sha": sha, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        generation = int(before.get("generation", 0)) if before else 0
         if before is None:
             new.append(key)
         elif before["sha"] != sha:
             changed.append(key)
+            generation += 1
+        seen[key] = {
+            "sha": sha,
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "generation": generation,
+        }
     # Shards that left the landing folder stay in the cursor: back unchanged, they are not new.
     return ShardPlan(new=new, changed=changed, cursor={**cursor, **seen})
 
@@ -55,18 +66,24 @@ def plan_shards(shards: dict[str, Path], cursor: dict[str, dict[str, object]]) -
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.STOPPED,
     description="Registers each new raw shard in the landing folder as a partition and raises it; "
-    "re-raises a shard whose content changed.",
+    "re-raises a shard whose content changed; logs each file it skips, once, with the reason.",
 )
 def raw_shard_sensor(
     context: SensorEvaluationContext, raising: RaisingResource
 ) -> SensorResult | SkipReason:
     cursor = json.loads(context.cursor) if context.cursor else {}
-    plan = plan_shards(list_shards(Path(raising.settings.landing_dir)), cursor)
-    if not plan.new and not plan.changed:
+    reported = set(cursor.pop(_SKIPPED, []))
+    scan = scan_landing(Path(raising.settings.landing_dir))
+    for skipped in scan.skipped:
+        if skipped.name not in reported:
+            context.log.warning(skipped.line())
+    plan = plan_shards(scan.shards, cursor)
+    skipped_names = sorted(s.name for s in scan.skipped)
+    if not plan.new and not plan.changed and set(skipped_names) == reported:
         return SkipReason(f"no new or changed shards among {len(plan.cursor)} seen")
     keys = plan.new + plan.changed
     return SensorResult(
         run_requests=[RunRequest(partition_key=k, run_key=plan.run_key(k)) for k in keys],
         dynamic_partitions_requests=[raw_shards.build_add_request(plan.new)] if plan.new else [],
-        cursor=json.dumps(plan.cursor, sort_keys=True),
+        cursor=json.dumps({**plan.cursor, _SKIPPED: skipped_names}, sort_keys=True),
     )

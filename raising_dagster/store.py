@@ -29,6 +29,11 @@ class StoreLayout:
         return self.root / "quarantine" / f"{partition}.parquet"
 
     @property
+    def skipped_files(self) -> Path:
+        """The landing folder's entries that are no shard, with reasons (JSON)."""
+        return self.root / "quarantine" / "skipped_files.json"
+
+    @property
     def ordered_file(self) -> Path:
         return self.root / "ordered_docs" / "ordered.parquet"
 

@@ -28,11 +28,13 @@ from raising_dagster.assets.raw import raw_docs
 from raising_dagster.assets.scored import scored_docs
 from raising_dagster.expectations.curriculum import curriculum_gates, text_variety
 from raising_dagster.expectations.gate import blocking_failures, refusal
-from raising_dagster.expectations.invariants import curriculum_ordered
+from raising_dagster.expectations.invariants import curriculum_ordered, quarantined_share
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
+from raising_dagster.stages.ingest import scan_landing
 from raising_dagster.stages.order import connect, order_records
 from raising_dagster.stages.pack import build_training_corpus
+from raising_dagster.stages.shards import select_shards
 from raising_dagster.store import StoreLayout, replace_dir, write_json, write_parquet
 
 CURRICULUM_ORDERED = "positions_contiguous_and_stages_non_decreasing"
@@ -43,6 +45,7 @@ NO_RAW_LEAKAGE = "no_record_is_raw_text_without_framing"
 LINEAGE_COMPLETE = "every_record_traces_to_raw_doc_prompt_and_model"
 KEPT_REACH_CURRICULUM = "every_kept_doc_in_curriculum_or_excluded_with_reason"
 ORDERED_SUITE = "ordered_docs_meet_expectation_suite"
+QUARANTINE_BOUNDED = "quarantined_share_within_limit"
 # Advisory (WARN, never blocks): the teacher's words vary with the documents.
 TEXT_VARIED = "teacher_text_varies_across_records"
 _RENDERINGS = ("scored_docs", "experiential_docs", "social_docs")
@@ -78,6 +81,7 @@ def _stage_table(stages: list[dict]) -> MetadataValue:
             LINEAGE_COMPLETE,
             KEPT_REACH_CURRICULUM,
             ORDERED_SUITE,
+            QUARANTINE_BOUNDED,
         )
     ]
     + [
@@ -91,14 +95,23 @@ def _stage_table(stages: list[dict]) -> MetadataValue:
     ],
 )
 def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
-    """Every record of every shard in one scaffolded curriculum order, simple to complex."""
+    """Every record of every active shard (registered and in the landing folder) in one
+    scaffolded curriculum order, simple to complex."""
     settings = raising.settings
     layout = raising.layout
-    ready, pending = _ready_shards(layout, context.instance.get_dynamic_partitions(raw_shards.name))
+    scan = scan_landing(settings.landing_dir)
+    selection = select_shards(context.instance.get_dynamic_partitions(raw_shards.name), scan)
+    ready, pending = _ready_shards(layout, selection.active)
+    for key, reason in selection.withdrawn.items():
+        context.log.info("shard %s left out of the curriculum: %s", key, reason)
     if not ready:
         raise Failure(
-            "no shard has been materialized through scored_docs yet; run the shards first"
+            "no shard of the landing folder has been materialized through scored_docs yet; "
+            "run the shards first"
         )
+    skipped = scan.skipped_records()
+    write_json(skipped, layout.skipped_files)
+    shard_stats = [json.loads(layout.shard_stats(k).read_text()) for k in ready]
     con = connect(temp_dir=layout.root / ".duckdb_tmp")
     try:
         summary, infeasible = order_records(
@@ -128,13 +141,22 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
         con.close()
     by_reason = counts_by(exclusions, "reason")
     write_json(
-        {"shards": ready, "pending": pending}, layout.ordered_file.with_suffix(".shards.json")
+        {
+            "shards": ready,
+            "pending": pending,
+            "withdrawn": selection.withdrawn_records(),
+            "skipped_files": skipped,
+        },
+        layout.ordered_file.with_suffix(".shards.json"),
     )
     return MaterializeResult(
         metadata={
             "records": int(summary["records"].sum()),
             "shards": MetadataValue.json(ready),
             "pending_shards": MetadataValue.json(pending),
+            "withdrawn_shards": MetadataValue.json(selection.withdrawn_records()),
+            "skipped_files": MetadataValue.json(skipped),
+            "skipped_files_path": MetadataValue.path(str(layout.skipped_files)),
             "exclusions_by_reason": MetadataValue.json(by_reason),
             "stages": MetadataValue.md(
                 "| stage | variant | records | positions |\n|---|---|---|---|\n"
@@ -154,6 +176,10 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
             check_result(LINEAGE_COMPLETE, gates.lineage_complete),
             check_result(KEPT_REACH_CURRICULUM, gates.kept_reach_curriculum),
             check_result(ORDERED_SUITE, gates.suite),
+            check_result(
+                QUARANTINE_BOUNDED,
+                quarantined_share(shard_stats, settings.checks.max_quarantined_share),
+            ),
             check_result(TEXT_VARIED, variety, AssetCheckSeverity.WARN),
         ],
     )
@@ -173,7 +199,8 @@ def training_ready_corpus(
     layout = raising.layout
     target = layout.training_dir
     staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex}")
-    shards = json.loads(layout.ordered_file.with_suffix(".shards.json").read_text())["shards"]
+    ordered_shards = json.loads(layout.ordered_file.with_suffix(".shards.json").read_text())
+    shards = ordered_shards["shards"]
     # Gate: publish only what every upstream blocking check last passed (expectations/gate.py).
     problems = blocking_failures(context.instance, GATED_BY, shards)
     if problems:
@@ -197,6 +224,8 @@ def training_ready_corpus(
         raise
     finally:
         con.close()
+    manifest["withdrawn_shards"] = ordered_shards["withdrawn"]
+    manifest["skipped_files"] = ordered_shards["skipped_files"]
     write_json(manifest, staging / "manifest.json")
     replace_dir(staging, target)
     context.log.info("published %s records to %s", manifest["records"], target)

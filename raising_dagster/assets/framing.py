@@ -24,6 +24,7 @@ from raising_dagster.expectations.invariants import framing_coverage
 from raising_dagster.partitions import raw_shards
 from raising_dagster.progress import stage_progress
 from raising_dagster.resources import RaisingResource, TeacherResource
+from raising_dagster.schema import REWRITE_SCHEMA
 from raising_dagster.stages import rewrite
 from raising_dagster.stages.rewrite import BatchDone, teacher_summary
 from raising_dagster.store import write_parquet
@@ -48,6 +49,7 @@ def _result(
     throughput: dict[str, float],
 ) -> MaterializeResult:
     path = raising.layout.shard_file(asset, context.partition_key)
+    frame = frame.cast(REWRITE_SCHEMA)  # typed even when empty (a shard with no readable record)
     write_parquet(frame, path)
     outcome = framing_coverage(frame, variant, raising.settings.checks.min_framed_share)
     summary = teacher_summary(frame)

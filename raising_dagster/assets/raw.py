@@ -1,5 +1,6 @@
 """`raw_docs`: one raw shard read into documents; unreadable records quarantined with a reason."""
 
+import polars as pl
 from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
@@ -34,7 +35,7 @@ RAW_SUITE = "raw_docs_meet_expectation_suite"
         blocking_check(RECORDS_CONSERVED, "raw_docs", raw_shards),
         blocking_check(RAW_SUITE, "raw_docs", raw_shards),
     ],
-    code_version="ingest-v1",
+    code_version="ingest-v2",
 )
 def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
     """Documents of one raw shard (JSONL(.gz/.zst), Parquet or .txt); bad records quarantined."""
@@ -43,10 +44,19 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
     shards = list_shards(raising.settings.landing_dir)
     if key not in shards:
         raise ShardError(f"partition {key!r} has no shard file in {raising.settings.landing_dir}")
-    read = read_shard(shards[key])
+    settings = raising.settings
+    read = read_shard(shards[key], settings.ingest)
+    if read.file_error:
+        context.log.warning("shard %s has no readable record: %s", key, read.file_error)
     write_parquet(read.docs, layout.shard_file("raw_docs", key))
     write_parquet(read.quarantine, layout.quarantine_file(key))
     by_reason = counts_by(read.quarantine, "reason")
+    normalized = counts_by(
+        read.docs.select(pl.col("normalized").explode(empty_as_null=False)), "normalized"
+    )
+    redacted = counts_by(
+        read.docs.select(pl.col("redactions").explode(empty_as_null=False)), "redactions"
+    )
     stats = {
         "shard": key,
         "file": shards[key].name,
@@ -55,6 +65,10 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
         "kept": read.docs.height,
         "quarantined": read.quarantine.height,
         "quarantined_by_reason": by_reason,
+        "normalized_by_change": normalized,
+        "redactions_by_reason": redacted,
+        "records_redacted": int((read.docs["redactions"].list.len() > 0).sum()),
+        "file_error": read.file_error,
     }
     write_json(stats, layout.shard_stats(key))
     return MaterializeResult(
@@ -63,6 +77,10 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
             "kept": read.docs.height,
             "quarantined": read.quarantine.height,
             "quarantined_by_reason": MetadataValue.json(by_reason),
+            "normalized_by_change": MetadataValue.json(normalized),
+            "redactions_by_reason": MetadataValue.json(redacted),
+            "records_redacted": stats["records_redacted"],
+            "file_error": read.file_error or "none",
             "content_sha": read.content_sha,
             "kinds": MetadataValue.json(counts_by(read.docs, "kind")),
             "path": MetadataValue.path(str(layout.shard_file("raw_docs", key))),
@@ -74,6 +92,9 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
                 RECORDS_CONSERVED,
                 records_conserved(read.records_in, read.docs.height, read.quarantine.height),
             ),
-            check_result(RAW_SUITE, suite_outcome(read.docs, "raw_docs")),
+            check_result(
+                RAW_SUITE,
+                suite_outcome(read.docs, "raw_docs", max_doc_chars=settings.ingest.max_doc_chars),
+            ),
         ],
     )

@@ -16,7 +16,7 @@ import polars as pl
 from raising_dagster.config import RaisingSettings, ValueCodex
 from raising_dagster.expectations.gx_suites import ordered_key_frame, validate
 from raising_dagster.expectations.invariants import LISTED, Outcome, offending_table
-from raising_dagster.stages.order import run_sql, sql_files
+from raising_dagster.stages.order import run_sql, sql_files, sql_literal
 
 LINEAGE_FIELDS = ("prompt_id", "prompt_sha", "teacher_backend", "teacher_model")
 _EXCERPT = 160
@@ -34,14 +34,17 @@ def value_coverage(
     the stages no assignment could satisfy (stages/values.py `top_up_values`), and why."""
     wanted = [(v.name, s, share) for v in codex.values for s, share in v.min_share.items() if share]
     counts = dict.fromkeys(stage_names, 0) | dict(
-        run_sql(con, f"SELECT stage, count(*) FROM read_parquet('{ordered_file}') GROUP BY stage")
+        run_sql(
+            con,
+            f"SELECT stage, count(*) FROM read_parquet({sql_literal(ordered_file)}) GROUP BY stage",
+        )
     )
     hits = {
         (stage, value): n
         for stage, value, n in run_sql(
             con,
             f"""SELECT stage, v, count(*) FROM (SELECT stage, unnest(list_distinct("values")) AS v
-                                             FROM read_parquet('{ordered_file}'))
+                                             FROM read_parquet({sql_literal(ordered_file)}))
                 GROUP BY ALL""",
         )
     }
@@ -90,7 +93,8 @@ def difficulty_rising(
     """The median difficulty strictly rises from each non-empty stage to the next."""
     medians = run_sql(
         con,
-        f"""SELECT stage_index, quantile_cont(difficulty, 0.5) FROM read_parquet('{ordered_file}')
+        f"""SELECT stage_index, quantile_cont(difficulty, 0.5)
+            FROM read_parquet({sql_literal(ordered_file)})
             GROUP BY stage_index ORDER BY stage_index""",
     )
     named = {stage_names[i] if i < len(stage_names) else str(i): round(m, 5) for i, m in medians}
@@ -116,7 +120,7 @@ def no_raw_leakage(
     raw_led = con.sql(
         f"""SELECT o.doc_id, o.shard, 'starts with its raw source text' AS reason,
                        left(o.text, {_EXCERPT}) AS excerpt
-                FROM read_parquet('{ordered_file}') o
+                FROM read_parquet({sql_literal(ordered_file)}) o
                 JOIN read_parquet({sql_files(raw_files)}) r
                   ON r.doc_id = o.source_doc_id AND r.shard = o.shard
                 WHERE starts_with(o.text, r.text)
@@ -153,7 +157,7 @@ def lineage_complete(
         f"""SELECT o.doc_id, o.shard, o.source_doc_id,
                    trim(CASE WHEN r.doc_id IS NULL THEN 'no raw document ' ELSE '' END
                         || {missing}) AS missing
-            FROM read_parquet('{ordered_file}') o
+            FROM read_parquet({sql_literal(ordered_file)}) o
             LEFT JOIN (SELECT doc_id, shard FROM read_parquet({sql_files(raw_files)})) r
               ON r.doc_id = o.source_doc_id AND r.shard = o.shard
             WHERE r.doc_id IS NULL OR {any_missing}
@@ -182,13 +186,14 @@ def kept_reach_curriculum(
 ) -> Outcome:
     """Every kept raw document of the ordered shards is in the curriculum or listed, whole, with a
     reason in the exclusions table (variant 'all'); pending shards are named."""
-    excuse = f"""ANTI JOIN (SELECT doc_id, shard FROM read_parquet('{exclusions_file}')
+    excuse = f"""ANTI JOIN (SELECT doc_id, shard FROM read_parquet({sql_literal(exclusions_file)})
                            WHERE variant = 'all' AND coalesce(reason, '') <> '') d
                   ON d.doc_id = r.doc_id AND d.shard = r.shard"""
     lost = con.sql(
         f"""SELECT r.doc_id, r.shard, 'kept but not in the curriculum, no reason recorded' AS reason
             FROM read_parquet({sql_files(raw_files)}) r
-            ANTI JOIN (SELECT DISTINCT source_doc_id, shard FROM read_parquet('{ordered_file}')) o
+            ANTI JOIN (SELECT DISTINCT source_doc_id, shard
+                       FROM read_parquet({sql_literal(ordered_file)})) o
               ON o.source_doc_id = r.doc_id AND o.shard = r.shard
             {excuse}
             ORDER BY r.shard, r.doc_id"""
@@ -229,11 +234,11 @@ def text_variety(
     pattern = _CLOSING.replace("'", "''")
     closings = con.sql(
         f"""SELECT regexp_extract(text, '{pattern}', 1) AS closing, count(*) AS n
-            FROM read_parquet('{ordered_file}') GROUP BY 1 ORDER BY n DESC, closing"""
+            FROM read_parquet({sql_literal(ordered_file)}) GROUP BY 1 ORDER BY n DESC, closing"""
     ).pl()
     people = con.sql(
         f"""SELECT regexp_extract(text, '^([^:\n]+):', 1) AS person, count(*) AS n
-            FROM read_parquet('{ordered_file}') WHERE variant = 'social'
+            FROM read_parquet({sql_literal(ordered_file)}) WHERE variant = 'social'
             GROUP BY 1 ORDER BY n DESC, person"""
     ).pl()
     records = int(closings["n"].sum())

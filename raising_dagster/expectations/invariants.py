@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 
 from raising_dagster.config import CurriculumSettings
-from raising_dagster.stages.order import run_sql
+from raising_dagster.stages.order import run_sql, sql_literal
 from raising_dagster.stages.tasks import BY_VARIANT
 
 LISTED = 20  # offending records named in a check's metadata
@@ -35,6 +35,49 @@ def records_conserved(records_in: int, kept: int, quarantined: int) -> Outcome:
         if passed
         else f"{records_in} in but {kept} kept + {quarantined} quarantined: records were lost",
         {"records_in": records_in, "kept": kept, "quarantined": quarantined},
+    )
+
+
+def quarantined_share(shard_stats: list[dict[str, Any]], max_share: float) -> Outcome:
+    """Corpus level: quarantined records over records in, across the published shards, is at most
+    `max_share` (single bad records are quarantined; a corpus mostly unreadable is refused)."""
+    records_in = sum(s["records_in"] for s in shard_stats)
+    quarantined = sum(s["quarantined"] for s in shard_stats)
+    share = quarantined / records_in if records_in else 0.0
+    by_reason: dict[str, int] = {}
+    for stats in shard_stats:
+        for reason, n in stats["quarantined_by_reason"].items():
+            by_reason[reason] = by_reason.get(reason, 0) + n
+    worst = sorted(
+        (s for s in shard_stats if s["records_in"]),
+        key=lambda s: s["quarantined"] / s["records_in"],
+        reverse=True,
+    )[:LISTED]
+    passed = share <= max_share
+    return Outcome(
+        passed,
+        f"{quarantined} of {records_in} records quarantined ({share:.2%}, at most "
+        f"{max_share:.0%} allowed)",
+        {
+            "records_in": records_in,
+            "quarantined": quarantined,
+            "quarantined_share": round(share, 5),
+            "max_quarantined_share": max_share,
+            "quarantined_by_reason": dict(sorted(by_reason.items())),
+            "shards_most_quarantined": offending_table(
+                pl.DataFrame(
+                    [
+                        {
+                            "shard": s["shard"],
+                            "records_in": s["records_in"],
+                            "quarantined": s["quarantined"],
+                        }
+                        for s in worst
+                    ],
+                    schema={"shard": pl.String, "records_in": pl.Int64, "quarantined": pl.Int64},
+                )
+            ),
+        },
     )
 
 
@@ -93,7 +136,7 @@ def curriculum_ordered(
             FROM (SELECT position, stage_index, pacing_time,
                          lag(stage_index) OVER (ORDER BY position) AS prev_stage,
                          lag(pacing_time) OVER (ORDER BY position) AS prev_time
-                  FROM read_parquet('{ordered_file}'))""",
+                  FROM read_parquet({sql_literal(ordered_file)}))""",
     )
     held = curriculum.value_heavy_start > 0
     problems = []

@@ -51,14 +51,20 @@ def run_sql(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple]:
     return con.execute(query).fetchall()
 
 
+def sql_literal(value: str | Path) -> str:
+    """A DuckDB string literal of a path or text: every path and string placed in SQL goes through
+    here (a quote in `--out` must not end the literal)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def connect(memory_limit: str = "2GB", temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with a memory limit, spilling to `temp_dir`."""
     con = duckdb.connect()
-    run_sql(con, f"SET memory_limit = '{memory_limit}'")
+    run_sql(con, f"SET memory_limit = {sql_literal(memory_limit)}")
     run_sql(con, "SET preserve_insertion_order = false")
     if temp_dir is not None:
         temp_dir.mkdir(parents=True, exist_ok=True)
-        run_sql(con, f"SET temp_directory = '{temp_dir}'")
+        run_sql(con, f"SET temp_directory = {sql_literal(temp_dir)}")
     return con
 
 
@@ -66,7 +72,7 @@ def sql_files(paths: list[Path]) -> str:
     """A DuckDB list literal of file paths, for read_parquet."""
     if not paths:
         raise ValueError("no input files")
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    return "[" + ", ".join(sql_literal(p) for p in paths) + "]"
 
 
 def _stage_case(curriculum: CurriculumSettings) -> str:
@@ -150,7 +156,7 @@ def order_records(
     The exclusions (document, shard, variant, reason) stay in the temp table `excluded`."""
     seed = int(curriculum.seed)
     n_stages = len(curriculum.stages)
-    names = "[" + ", ".join(f"'{n}'" for n in curriculum.stage_names) + "]"
+    names = "[" + ", ".join(sql_literal(n) for n in curriculum.stage_names) + "]"
     exclude = curriculum.safety_policy == "exclude"
     hold = curriculum.value_heavy_start > 0
     run_sql(
@@ -250,7 +256,8 @@ def order_records(
         COPY (
             SELECT p.position, {names}[p.stage_index + 1] AS stage, p.stage_index, p.variant,
                    {text} AS text,
-                   r.source_doc_id || '#' || p.variant AS doc_id, r.source_doc_id, r.shard,
+                   r.shard || '/' || r.source_doc_id || '#' || p.variant AS doc_id,
+                   r.source_doc_id, r.shard,
                    r.kind, p.difficulty, t."values", t.value_sources, p.detected_values,
                    t.value_evidence, round(p.pacing_time, 6) AS pacing_time,
                    len(regexp_extract_all({text}, '\\w+|[^\\w\\s]')) AS n_tokens, {_LINEAGE}
@@ -262,16 +269,19 @@ def order_records(
                 SELECT 'social' AS variant, * FROM read_parquet({sql_files(social)})
             ) r ON r.doc_id = p.doc_id AND r.shard = p.shard AND r.variant = p.variant
             ORDER BY p.position
-        ) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 20000)
+        ) TO {sql_literal(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 20000)
         """,
     )
     ((placed, written),) = run_sql(
-        con, f"SELECT (SELECT count(*) FROM placed), (SELECT count(*) FROM read_parquet('{tmp}'))"
+        con,
+        f"""SELECT (SELECT count(*) FROM placed),
+                   (SELECT count(*) FROM read_parquet({sql_literal(tmp)}))""",
     )
     if placed != written:
         missing = run_sql(
             con,
-            f"""SELECT p.shard, p.doc_id, p.variant FROM placed p ANTI JOIN read_parquet('{tmp}') o
+            f"""SELECT p.shard, p.doc_id, p.variant FROM placed p
+                ANTI JOIN read_parquet({sql_literal(tmp)}) o
                 ON o.source_doc_id = p.doc_id AND o.shard = p.shard AND o.variant = p.variant
                 LIMIT 5""",
         )

@@ -11,7 +11,7 @@ import numpy as np
 
 from raising_dagster.config import RaisingSettings, ValueCodex, model_sha
 from raising_dagster.stages import plots
-from raising_dagster.stages.order import run_sql
+from raising_dagster.stages.order import run_sql, sql_literal
 from raising_dagster.stages.tokenize import load_tokenizer, tokenize_parts
 
 FORMAT = "raising-dagster/training-ready/v1"
@@ -24,16 +24,17 @@ def write_parts(
 ) -> list[dict[str, Any]]:
     """Split the ordered records into `part-NNNNN.parquet` files of at most `records_per_file`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    ((total,),) = run_sql(con, f"SELECT count(*) FROM read_parquet('{ordered_file}')")
+    ((total,),) = run_sql(con, f"SELECT count(*) FROM read_parquet({sql_literal(ordered_file)})")
     parts = []
     for index, start in enumerate(range(0, max(total, 1), records_per_file)):
         name = f"part-{index:05d}.parquet"
         end = min(start + records_per_file, total)
         run_sql(
             con,
-            f"""COPY (SELECT * FROM read_parquet('{ordered_file}')
+            f"""COPY (SELECT * FROM read_parquet({sql_literal(ordered_file)})
                       WHERE position >= {start} AND position < {end} ORDER BY position)
-                TO '{out_dir / name}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 20000)""",
+                TO {sql_literal(out_dir / name)}
+                (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 20000)""",
         )
         parts.append(
             {
@@ -51,7 +52,7 @@ def stage_summaries(
 ) -> list[dict[str, Any]]:
     """Per stage: records, tokens, position range, variants, value coverage, difficulty."""
     coverage = ", ".join(
-        f'avg(CASE WHEN list_contains("values", \'{v}\') THEN 1 ELSE 0 END) AS "v_{v}"'
+        f'avg(CASE WHEN list_contains("values", {sql_literal(v)}) THEN 1 ELSE 0 END) AS "v_{v}"'
         for v in codex.names
     )
     rows = con.execute(
@@ -61,7 +62,7 @@ def stage_summaries(
                    count(*) FILTER (WHERE variant = 'experiential') AS experiential,
                    count(*) FILTER (WHERE variant = 'social') AS social,
                    {coverage}
-            FROM read_parquet('{records_glob}') GROUP BY ALL ORDER BY stage_index"""
+            FROM read_parquet({sql_literal(records_glob)}) GROUP BY ALL ORDER BY stage_index"""
     ).fetchall()
     columns = [d[0] for d in con.description]
     found = {}
@@ -96,7 +97,7 @@ def prompts_used(con: duckdb.DuckDBPyConnection, records_glob: str) -> list[dict
     """Each (teacher, prompt) that made records of the corpus, with its record count."""
     rows = con.execute(
         f"""SELECT teacher_backend, teacher_model, prompt_id, prompt_sha, count(*)
-            FROM read_parquet('{records_glob}') GROUP BY ALL ORDER BY ALL"""
+            FROM read_parquet({sql_literal(records_glob)}) GROUP BY ALL ORDER BY ALL"""
     ).fetchall()
     keys = ("teacher_backend", "teacher_model", "prompt_id", "prompt_sha", "records")
     return [dict(zip(keys, row, strict=True)) for row in rows]
@@ -131,7 +132,8 @@ def build_training_corpus(
             [
                 r[0]
                 for r in run_sql(
-                    con, f"SELECT stage_index FROM read_parquet('{parts}') ORDER BY position"
+                    con,
+                    f"SELECT stage_index FROM read_parquet({sql_literal(parts)}) ORDER BY position",
                 )
             ],
             dtype=np.int64,

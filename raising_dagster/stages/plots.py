@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 from matplotlib.figure import Figure
 
-from raising_dagster.stages.order import run_sql
+from raising_dagster.stages.order import run_sql, sql_literal
 
 _BINS = 40
 
@@ -20,7 +20,7 @@ def difficulty_by_stage(
     rows = run_sql(
         con,
         f"""SELECT stage_index, least(floor(difficulty * {_BINS}), {_BINS - 1}) AS bin, count(*)
-            FROM read_parquet('{records}') GROUP BY ALL ORDER BY ALL""",
+            FROM read_parquet({sql_literal(records)}) GROUP BY ALL ORDER BY ALL""",
     )
     fig = Figure(figsize=(7, 3.5))
     ax = fig.subplots()
@@ -64,7 +64,7 @@ def stage_mix(con: duckdb.DuckDBPyConnection, records: str, stages: list[str], o
     rows = run_sql(
         con,
         f"""WITH r AS (SELECT position, stage_index, count(*) OVER () AS n
-                       FROM read_parquet('{records}'))
+                       FROM read_parquet({sql_literal(records)}))
             SELECT least(floor(position * {_BINS} / n), {_BINS - 1}) AS bin, stage_index, count(*)
             FROM r GROUP BY ALL ORDER BY ALL""",
     )

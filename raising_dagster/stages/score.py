@@ -16,6 +16,18 @@ Signals (each kept as a column) and the [0, 1] scale each is mapped to before we
 MTLD and compression ratio read high on any short text (nothing repeats yet), so both
 scaled values are multiplied by min(1, words / 100): short texts count as simple on them.
 `difficulty` is the weighted mean of the scaled signals with the configured weights.
+
+Texts the formula was not made for are scored, never refused, and say so in `score_flags`:
+- `non_latin_script` (most letters outside the Latin script): words are runs of letters and
+  digits, each Han/Hiragana/Katakana character one word; sentences also end at the CJK,
+  Arabic and Devanagari full stops and marks;
+  syllables are taken as 1.5 per word (the English mean); rare words are those outside the
+  English list (so nearly all). Without this, Cyrillic or Chinese text read as one word of no
+  syllable: grade -15.
+- `no_sentence_end` (more than 20 words and no sentence-ending punctuation: HTML, code, verse):
+  the whole text counts as one sentence.
+- `fk_grade_clamped`: the grade fell outside FK_GRADE_RANGE, [-3.4, 40] (-3.4 is one-syllable,
+  one-word sentences; past 40 the grade says nothing more), and was clamped to it.
 """
 
 from __future__ import annotations
@@ -30,7 +42,13 @@ from raising_dagster.stages.lexicon import common_words
 from raising_dagster.stages.values import WORDS, topic_words, value_signals, weave_values
 
 TOKENS = r"\w+|[^\w\s]"
+FK_GRADE_RANGE = (-3.4, 40.0)
 MTLD_THRESHOLD = 0.72
+LATIN_WORDS = r"[a-z][a-z'-]*"
+# A CJK character is a word; elsewhere a run of letters, marks and digits.
+SCRIPT_WORDS = r"[\p{Han}\p{Hiragana}\p{Katakana}]|[^\s\p{P}\p{S}\p{Han}\p{Hiragana}\p{Katakana}]+"
+SENTENCE_ENDS = r"[.!?\u061f\u0964]+(\s|$)|[\u3002\uff01\uff1f]+"
+_ROW = "_score_row"
 TENSION = (
     r"(?i)\b(dilemma|torn between|on the other hand|at the cost of|should (she|he|they|i|we))\b"
 )
@@ -71,18 +89,30 @@ def _syllables(texts: pl.Expr) -> pl.Expr:
     return (vowel_groups - silent_e).clip(lower_bound=texts.str.count_matches(WORDS))
 
 
-def difficulty_signals(texts: pl.Expr) -> list[pl.Expr]:
-    """The raw readability signals of a text expression."""
-    n_words = texts.str.count_matches(WORDS).clip(lower_bound=1)
-    n_sentences = texts.str.count_matches(r"[.!?]+(\s|$)").clip(lower_bound=1)
-    words = texts.str.to_lowercase().str.extract_all(r"[a-z][a-z'-]*")
+def difficulty_signals(texts: pl.Expr, latin: bool = True) -> list[pl.Expr]:
+    """The raw readability signals of a text expression (`latin=False`: the rules for other
+    scripts in the module doc); `fk_grade` is clamped and `score_flags` says why."""
+    if latin:
+        n_words = texts.str.count_matches(WORDS).clip(lower_bound=1)
+        words = texts.str.to_lowercase().str.extract_all(LATIN_WORDS)
+        syllables = _syllables(texts)
+    else:
+        n_words = texts.str.count_matches(SCRIPT_WORDS).clip(lower_bound=1)
+        words = texts.str.to_lowercase().str.extract_all(SCRIPT_WORDS)
+        syllables = 1.5 * n_words
+    ends = texts.str.count_matches(SENTENCE_ENDS)
+    n_sentences = ends.clip(lower_bound=1)
     rare = words.list.eval(pl.element().is_in(common_words().implode()).not_()).list.mean()
+    grade = 0.39 * n_words / n_sentences + 11.8 * syllables / n_words - 15.59
+    flags = pl.concat_list(
+        pl.lit(None if latin else "non_latin_script", dtype=pl.String),
+        pl.when((ends == 0) & (n_words > 20)).then(pl.lit("no_sentence_end")),
+        pl.when(~grade.is_between(*FK_GRADE_RANGE)).then(pl.lit("fk_grade_clamped")),
+    ).list.drop_nulls()
     return [
         n_words.alias("n_words"),
         n_sentences.alias("n_sentences"),
-        (0.39 * n_words / n_sentences + 11.8 * _syllables(texts) / n_words - 15.59)
-        .round(3)
-        .alias("fk_grade"),
+        grade.clip(*FK_GRADE_RANGE).round(3).alias("fk_grade"),
         words.map_batches(_mtld_series, return_dtype=pl.Float64)
         .round(3)
         .alias("lexical_diversity"),
@@ -91,7 +121,14 @@ def difficulty_signals(texts: pl.Expr) -> list[pl.Expr]:
         .round(4)
         .alias("compression_ratio"),
         texts.str.count_matches(TOKENS).alias("n_tokens"),
+        flags.alias("score_flags"),
     ]
+
+
+def _non_latin(texts: pl.Expr) -> pl.Expr:
+    """Whether most letters of a text are outside the Latin script (ASCII texts never are)."""
+    letters = texts.str.count_matches(r"\p{L}")
+    return (letters > 0) & (texts.str.count_matches(r"\p{Latin}") * 2 < letters)
 
 
 def _scaled(settings: ScoringSettings) -> pl.Expr:
@@ -116,11 +153,23 @@ def score_docs(
     """Difficulty, detected values and topic words of each raw document (scored on the source
     text), and the values each will teach (stages/values.py `weave_values`)."""
     text = pl.col("text")
+    rows = raw.lazy().with_row_index(_ROW)
+    other = text.str.contains(r"[^\x00-\x7F]")
+    scripts = pl.concat(
+        [
+            rows.filter(~other).with_columns(non_latin=pl.lit(False)),
+            rows.filter(other).with_columns(non_latin=_non_latin(text)),
+        ]
+    )
+    signals = pl.concat(
+        [
+            scripts.filter(~pl.col("non_latin")).with_columns(difficulty_signals(text)),
+            scripts.filter(pl.col("non_latin")).with_columns(difficulty_signals(text, False)),
+        ]
+    ).sort(_ROW)
     scored = (
-        raw.lazy()
-        .with_columns(
+        signals.with_columns(
             [
-                *difficulty_signals(text),
                 *value_signals(text, codex, settings.value_words_per_hit),
                 topic_words(text, pl.col("title")).alias("topic_words"),
             ]

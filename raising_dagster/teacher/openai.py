@@ -25,7 +25,9 @@ _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
 class TeacherUnavailable(RuntimeError):
-    """The endpoint kept failing until the batch's retry budget ran out."""
+    """The endpoint kept failing until the batch's retry budget ran out, or a request never got
+    an answer (connection refused, dropped or timed out on every try): a dead teacher fails the
+    step, whatever the batch size; the template fallback is for bad outputs only."""
 
 
 class _Budget:
@@ -104,7 +106,7 @@ class OpenAITeacher(LlmTeacher):
         self, client: httpx.AsyncClient, call: Call, gate: asyncio.Semaphore, budget: _Budget
     ) -> Completion:
         body = self._body(call)
-        error, retry_after = "no_attempt", None
+        error, retry_after, answered = "no_attempt", None, False
         for retry in range(self.settings.max_retries + 1):
             if retry:
                 if not budget.take():
@@ -122,6 +124,7 @@ class OpenAITeacher(LlmTeacher):
             except httpx.TransportError as exc:
                 error = f"connection:{type(exc).__name__}"
                 continue
+            answered = True
             if response.status_code in _RETRY_STATUS:
                 error = f"http_{response.status_code}"
                 retry_after = response.headers.get("retry-after")
@@ -134,6 +137,11 @@ class OpenAITeacher(LlmTeacher):
                 error = "malformed_response"
                 continue
             return completion
+        if not answered:
+            raise TeacherUnavailable(
+                f"{self.settings.base_url} unreachable: no answer in "
+                f"{self.settings.max_retries + 1} tries (last error {error})"
+            )
         return Completion(error=error)
 
     def _backoff(self, retry: int, retry_after: str | None) -> float:

@@ -49,3 +49,32 @@ def test_sensor_registers_new_shards_once_and_reruns_changed_ones(tmp_path: Path
         assert changed.dynamic_partitions_requests == []
         first_key = result.run_requests[0].run_key
         assert changed.run_requests[0].run_key != first_key
+
+
+def test_content_a_then_b_then_a_again_is_run_three_times(tmp_path: Path) -> None:
+    """Issue 9, item 5: the run key of a change back to earlier content is new."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    shard = landing / "a.jsonl"
+    keys = []
+    with DagsterInstance.ephemeral() as instance:
+        cursor = None
+        for content in ('{"text": "version A"}\n', '{"text": "version B"}\n') * 2:
+            shard.write_text(content)
+            result = _tick(instance, landing, cursor)
+            assert isinstance(result, SensorResult), content
+            keys += [r.run_key for r in result.run_requests]
+            cursor = result.cursor
+    assert len(keys) == len(set(keys)) == 4
+
+
+def test_an_unsafe_file_name_does_not_stop_the_sensor(tmp_path: Path) -> None:
+    """Issue 9, item 11: the tick skips the file with a logged reason and raises the rest."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "good.jsonl").write_text('{"text": "fine"}\n')
+    (landing / "bad\x07name.jsonl").write_text('{"text": "named badly"}\n')
+    with DagsterInstance.ephemeral() as instance:
+        result = _tick(instance, landing, None)
+    assert isinstance(result, SensorResult)
+    assert [r.partition_key for r in result.run_requests] == ["good.jsonl"]

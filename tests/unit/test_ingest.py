@@ -8,7 +8,13 @@ import polars as pl
 import pytest
 import zstandard
 
-from raising_dagster.stages.ingest import ShardError, list_shards, partition_key, read_shard
+from raising_dagster.stages.ingest import (
+    ShardError,
+    list_shards,
+    partition_key,
+    read_shard,
+    scan_landing,
+)
 from tests.conftest import write_jsonl
 
 
@@ -96,11 +102,15 @@ def test_txt_shard_is_one_document_titled_by_file(tmp_path: Path) -> None:
     assert read.docs["text"][0].startswith("Keeping a promise")
 
 
-def test_corrupt_compressed_shard_is_refused_clearly(tmp_path: Path) -> None:
+def test_corrupt_compressed_shard_is_skipped_clearly(tmp_path: Path) -> None:
     path = tmp_path / "broken.jsonl.gz"
     path.write_bytes(b"definitely not gzip")
-    with pytest.raises(ShardError, match="not valid compressed data"):
-        read_shard(path)
+    (skipped,) = scan_landing(tmp_path).skipped
+    assert (skipped.name, skipped.reason) == ("broken.jsonl.gz", "unreadable_file")
+    assert "gzip header" in skipped.detail
+    read = read_shard(path)  # read anyway: one record, quarantined with the codec's message
+    assert read.quarantine.select("line", "reason").rows() == [(1, "truncated_file")]
+    assert read.records_in == 1
 
 
 @pytest.mark.parametrize(
@@ -121,11 +131,12 @@ def test_unsafe_names_are_refused_with_a_reason(name: str) -> None:
         partition_key(name)
 
 
-def test_two_files_on_one_key_are_refused(tmp_path: Path) -> None:
+def test_two_files_on_one_key_keep_one_and_skip_the_other(tmp_path: Path) -> None:
     (tmp_path / "a b.jsonl").write_text('{"text": "x"}\n')
     (tmp_path / "a_b.jsonl").write_text('{"text": "y"}\n')
-    with pytest.raises(ShardError, match="map to one key"):
-        list_shards(tmp_path)
+    scan = scan_landing(tmp_path)
+    assert scan.shards == {"a_b.jsonl": tmp_path / "a_b.jsonl"}
+    assert [(s.name, s.reason) for s in scan.skipped] == [("a b.jsonl", "key_collision")]
 
 
 def test_list_shards_skips_other_files(tmp_path: Path) -> None:

@@ -201,3 +201,25 @@ def test_experience_mode_sends_the_started_answer(server: tuple[str, Faults], pr
     assert out.text.endswith(
         "\n\nWhen I read this, I the fox lied to himself, and honesty starts with me."
     )
+
+
+def _dead_url() -> str:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_an_unreachable_endpoint_fails_loudly_whatever_the_batch_size(n: int) -> None:
+    """Issue 9, item 10: the template fallback is for bad outputs, not for a dead teacher."""
+    with pytest.raises(TeacherUnavailable, match="unreachable"):
+        teacher(_dead_url(), max_retries=2, retry_budget=10).rewrite("first_person", requests(n))
+
+
+def test_an_endpoint_that_never_answers_fails_loudly(server: tuple[str, Faults]) -> None:
+    url, faults = server
+    faults.default = "drop"
+    with pytest.raises(TeacherUnavailable, match="unreachable"):
+        teacher(url, max_retries=2, retry_budget=10).rewrite("first_person", requests(1))

@@ -20,7 +20,7 @@ PUBLISHED = {
     ),
     "experiential/rewrite.v1": "627b6f7ad41d2c79643f39d5f9cb4866d0a21f87c8c5fc6956436ba806010efe",
     "experiential/template.v1": "2ba7eaa0827f1e7b764dde393fee753cb3925e3b8e08d7d9c0e5ccce6d96ad33",
-    "experiential/template.v2": "4c54668fa41a1ac3afa33a5504eb3152aeffcc27ee0af98dc2c388f99b22c516",
+    "experiential/template.v2": "4dd5af5c1f05ab5d556f4e3f5c7ef113102803b6beb8ac4d35b87634b68994ff",
     "first_person/experience.v1": (
         "cc1a984234856c89995b6dca4ab72b44209a1c9c0a6f692d28cd9540379249fd"
     ),
