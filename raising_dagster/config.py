@@ -274,7 +274,20 @@ class TokenizerSettings(BaseModel):
 
     enabled: bool = True
     path: Path | None = None
-    append_eos: bool = True
+    # The end-of-document token appended after every record (datatrove's `eos_token`): one of the
+    # tokenizer's special tokens, checked at load; null: append none. Llama 3: <|end_of_text|>.
+    eos_token: str | None = "<|endoftext|>"
+
+    @model_validator(mode="after")
+    def _eos_token_in_tokenizer(self) -> TokenizerSettings:
+        if self.enabled:
+            from raising_dagster.stages.tokenize import check_eos_token
+
+            if self.eos_token is not None:
+                check_eos_token(self.path, self.eos_token)
+            elif self.path is not None and not self.path.exists():
+                raise ValueError(f"no tokenizer.json at {self.path}")
+        return self
 
 
 class CheckSettings(BaseModel):

@@ -125,7 +125,7 @@ def build_training_corpus(
             sorted(out_dir.glob("part-*.parquet")),
             tokenizer,
             out_dir / "tokens",
-            settings.tokenizer.append_eos,
+            settings.tokenizer.eos_token,
         )
         stage_of = np.array(
             [
@@ -143,7 +143,10 @@ def build_training_corpus(
             {
                 "tokenizer": name,
                 "vocab_size": tokenizer.get_vocab_size(),
-                "append_eos": settings.tokenizer.append_eos,
+                "eos_token": settings.tokenizer.eos_token,
+                "eos_id": None
+                if settings.tokenizer.eos_token is None
+                else tokenizer.token_to_id(settings.tokenizer.eos_token),
                 "dtype": corpus.dtype.name,
                 "bin": corpus.bin_file.name,
                 "idx": corpus.idx_file.name,

@@ -10,7 +10,7 @@ from dagster import AssetKey, DagsterInstance
 from raising_dagster.resources import RaisingResource
 from raising_dagster.runner import run_pipeline
 from raising_dagster.schema import TRAINING_COLUMNS
-from raising_dagster.stages.tokenize import eos_id, load_tokenizer, read_tokenized
+from raising_dagster.stages.tokenize import load_tokenizer, read_tokenized
 from raising_dagster.teacher import TemplateTeacher
 from tests.conftest import HONESTY_CODEX, write_jsonl
 
@@ -127,7 +127,7 @@ def test_token_files_decode_back_to_the_parquet_texts(
     tokenizer, _ = load_tokenizer(None)
     sequences = read_tokenized(out / "tokens")
     assert len(sequences) == records.height
-    eos = eos_id(tokenizer)
+    eos = tokenizer.token_to_id(manifest["tokenized"]["eos_token"])
     for ids, text in zip(sequences, records["text"], strict=True):
         assert ids[-1] == eos
         assert tokenizer.decode(ids[:-1].tolist(), skip_special_tokens=False) == text
