@@ -98,11 +98,20 @@ def _summary(out: Path, n_shards: int, home: Path) -> None:
             f"  {stage['name']:<12} {stage['records']:>7} records {stage.get('tokens', ''):>9} "
             f"tokens  positions {stage['first_position']}..{stage['last_position']}"
         )
+    click.echo(
+        "Train the phases in this order, one after another (README: Training on the corpus):"
+    )
+    for phase in manifest["phases"]:
+        click.echo(
+            f"  {phase['name']:<36} {phase['records']:>7} records "
+            f"{phase.get('tokens', ''):>9} tokens  "
+            f"{phase.get('megatron_prefix', 'HF config ' + phase['hf_config'])}"
+        )
     quarantined = sum(s["quarantined"] for s in manifest["input_shards"])
     click.echo(f"Training-ready corpus: {out / 'training_ready'}")
     click.echo(f"Quarantine ({quarantined} records): {out / 'quarantine'}")
     click.echo(f"Dagster home (for `make ui`): {home}")
-    records = pl.scan_parquet(out / "training_ready" / "part-*.parquet")
+    records = pl.scan_parquet(out / "training_ready" / "data" / "*.parquet")
     writers = (
         records.group_by("teacher_backend", "fallback_reason").len().sort("len", descending=True)
     ).collect()

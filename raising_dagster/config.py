@@ -296,6 +296,18 @@ class CheckSettings(BaseModel):
     min_framed_share: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
+class DatasetCardSettings(BaseModel):
+    """What the published corpus's dataset card (`training_ready/README.md`) says about it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A Hugging Face Hub license id (apache-2.0, cc-by-4.0, odc-by, other, ...): the corpus's
+    # terms follow from its sources', which only you know.
+    license: str = Field(default="unknown", pattern=r"^[a-z0-9][a-z0-9.+-]*$")
+    language: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
+    pretty_name: str = "Model-raising curriculum corpus"
+
+
 CONFIG_FILE_ENV = "RAISING_CONFIG_FILE"
 # The YAML file `load_settings` is reading, for the settings source of RaisingSettings.
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("raising_config_file", default=None)
@@ -346,6 +358,7 @@ class RaisingSettings(BaseSettings):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     tokenizer: TokenizerSettings = Field(default_factory=TokenizerSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
+    dataset_card: DatasetCardSettings = Field(default_factory=DatasetCardSettings)
 
     @cached_property
     def codex(self) -> ValueCodex:

@@ -51,6 +51,19 @@ def _ready_shards(layout: StoreLayout, registered: list[str]) -> tuple[list[str]
     return ready, [k for k in registered if k not in ready]
 
 
+def _phase_table(phases: list[dict]) -> MetadataValue:
+    lines = [
+        "| phase (HF config) | stages | records | tokens | positions | Megatron prefix |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {p['name']} | {', '.join(p['stages'])} | {p['records']} | {p.get('tokens', '')} | "
+        f"{p['first_position']}..{p['last_position']} | {p.get('megatron_prefix', '')} |"
+        for p in phases
+    ]
+    return MetadataValue.md("\n".join(lines))
+
+
 def _stage_table(stages: list[dict]) -> MetadataValue:
     lines = ["| stage | records | tokens | positions | p50 difficulty |", "|---|---|---|---|---|"]
     lines += [
@@ -151,8 +164,8 @@ GATED_BY = (raw_docs, first_person_docs, experiential_docs, social_docs, scored_
 def training_ready_corpus(
     context: AssetExecutionContext, raising: RaisingResource
 ) -> MaterializeResult:
-    """The curriculum as Parquet parts, token ids (.bin/.idx), plots and manifest.json, swapped in
-    whole or not at all."""
+    """The curriculum in training order: Parquet parts and one token prefix (.bin/.idx) per phase,
+    a dataset card, plots and manifest.json, swapped in whole or not at all."""
     settings = raising.settings
     layout = raising.layout
     target = layout.training_dir
@@ -191,6 +204,7 @@ def training_ready_corpus(
             "tokenizer": manifest["tokenized"].get("tokenizer", "disabled"),
             "files": len(manifest["files"]),
             "stages": _stage_table(manifest["stages"]),
+            "phases": _phase_table(manifest["phases"]),
             "value_coverage": MetadataValue.json(
                 {s["name"]: s["value_coverage"] for s in manifest["stages"]}
             ),

@@ -84,13 +84,18 @@ class TokenizedCorpus:
     dtype: np.dtype
 
 
+def tokenize_dtype(tokenizer: Tokenizer) -> np.dtype:
+    """uint16 when every id fits, else int32."""
+    return np.dtype(np.uint16) if tokenizer.get_vocab_size() <= 65535 else np.dtype(np.int32)
+
+
 def tokenize_parts(
     parts: list[Path], tokenizer: Tokenizer, out_prefix: Path, eos_token: str | None
 ) -> TokenizedCorpus:
     """Tokenize the `text` column of ordered Parquet parts into `out_prefix`.bin/.idx, each
     record followed by the id of `eos_token` (None: nothing). Texts are plain text: a control id
     inside a record is an error, so the only end-of-document ids are the separators."""
-    dtype = np.dtype(np.uint16) if tokenizer.get_vocab_size() <= 65535 else np.dtype(np.int32)
+    dtype = tokenize_dtype(tokenizer)
     tokenizer.encode_special_tokens = True
     controls = np.fromiter(special_tokens(tokenizer).values(), dtype=np.int64)
     eos: list[int] = []
@@ -100,7 +105,7 @@ def tokenize_parts(
             raise ValueError(f"eos_token {eos_token!r} is not a special token of the tokenizer")
         eos = [eos_id]
     sizes: list[np.ndarray] = []
-    bin_file = out_prefix.with_suffix(".bin")
+    bin_file = _with(out_prefix, ".bin")
     with bin_file.open("wb") as out:
         for part in parts:
             for batch in pq.ParquetFile(part).iter_batches(batch_size=_BATCH, columns=["text"]):
@@ -114,9 +119,14 @@ def tokenize_parts(
                 if arrays:
                     out.write(np.concatenate(arrays).tobytes())
     all_sizes = np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int32)
-    idx_file = out_prefix.with_suffix(".idx")
+    idx_file = _with(out_prefix, ".idx")
     _write_index(idx_file, all_sizes, dtype)
     return TokenizedCorpus(bin_file, idx_file, all_sizes, dtype)
+
+
+def _with(prefix: Path, suffix: str) -> Path:
+    """`prefix` + suffix, as Megatron names its files (a dot in the prefix is kept)."""
+    return prefix.with_name(prefix.name + suffix)
 
 
 def _refuse_control_ids(texts: list[np.ndarray], controls: np.ndarray) -> None:
@@ -148,7 +158,7 @@ def _write_index(path: Path, sizes: np.ndarray, dtype: np.dtype) -> None:
 
 def read_tokenized(prefix: Path) -> list[np.ndarray]:
     """Every record's token ids from a `.bin`/`.idx` pair (reads the index as Megatron does)."""
-    with prefix.with_suffix(".idx").open("rb") as handle:
+    with _with(prefix, ".idx").open("rb") as handle:
         if handle.read(len(MAGIC)) != MAGIC:
             raise ValueError(f"{prefix}.idx is not a Megatron index")
         (version,) = struct.unpack("<Q", handle.read(8))
@@ -160,7 +170,7 @@ def read_tokenized(prefix: Path) -> list[np.ndarray]:
     if version != 1:
         raise ValueError(f"unsupported index version {version}")
     dtype = next(d for d, c in DTYPE_CODES.items() if c == code)
-    tokens = np.memmap(prefix.with_suffix(".bin"), dtype=dtype, mode="r")
+    tokens = np.memmap(_with(prefix, ".bin"), dtype=dtype, mode="r")
     return [
         np.asarray(tokens[p // dtype.itemsize : p // dtype.itemsize + s])
         for p, s in zip(pointers, sizes, strict=True)

@@ -34,7 +34,7 @@ def test_two_shards_publish_an_ordered_corpus_with_manifest(
     assert report.shards == ["alpha.jsonl", "beta.jsonl"]
 
     manifest = json.loads((store / "training_ready" / "manifest.json").read_text())
-    records = pl.read_parquet(store / "training_ready" / "part-*.parquet")
+    records = pl.read_parquet(store / "training_ready" / "data" / "*.parquet")
     assert set(TRAINING_COLUMNS) <= set(records.columns)
     assert records["position"].to_list() == list(range(records.height))
     assert manifest["records"] == records.height
@@ -123,9 +123,11 @@ def test_token_files_decode_back_to_the_parquet_texts(
     ).published
     out = store / "training_ready"
     manifest = json.loads((out / "manifest.json").read_text())
-    records = pl.read_parquet(out / "part-*.parquet").sort("position")
+    records = pl.read_parquet(out / "data" / "*.parquet").sort("position")
     tokenizer, _ = load_tokenizer(None)
-    sequences = read_tokenized(out / "tokens")
+    sequences = [
+        ids for prefix in manifest["tokenized"]["prefixes"] for ids in read_tokenized(out / prefix)
+    ]
     assert len(sequences) == records.height
     eos = tokenizer.token_to_id(manifest["tokenized"]["eos_token"])
     for ids, text in zip(sequences, records["text"], strict=True):
@@ -148,10 +150,10 @@ def test_adding_a_shard_keeps_the_in_stage_order_of_the_others(
         landing_dir=str(landing), store_dir=str(store), codex_path=str(HONESTY_CODEX)
     )
     assert run_pipeline(raising, instance).published
-    before = pl.read_parquet(store / "training_ready" / "part-*.parquet")
+    before = pl.read_parquet(store / "training_ready" / "data" / "*.parquet")
     write_jsonl(landing / "gamma.jsonl", [{**d, "id": d["id"] + "-g"} for d in docs])
     assert run_pipeline(raising, instance).published
-    after = pl.read_parquet(store / "training_ready" / "part-*.parquet")
+    after = pl.read_parquet(store / "training_ready" / "data" / "*.parquet")
     manifest = json.loads((store / "training_ready" / "manifest.json").read_text())
     assert [s["shard"] for s in manifest["input_shards"]] == [
         "alpha.jsonl",
