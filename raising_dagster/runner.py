@@ -24,6 +24,8 @@ class PipelineReport:
     run_ids: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     published: bool = False
+    refused: bool = False  # a blocking quality check failed, or the publication gate refused
+    errored: bool = False  # a step failed for another reason (an exception)
 
 
 def _failures(result: ExecuteInProcessResult, scope: str) -> list[str]:
@@ -40,6 +42,22 @@ def _failures(result: ExecuteInProcessResult, scope: str) -> list[str]:
         message = error.message.strip() if error is not None else "unknown error"
         found.append(f"[{scope}] step {event.step_key} failed: {message}")
     return found or ([] if result.success else [f"[{scope}] run {result.run_id} failed"])
+
+
+def _classify(result: ExecuteInProcessResult, report: PipelineReport) -> None:
+    """Mark the report refused (quality checks) and/or errored (any other step failure)."""
+    if any(not e.passed for e in result.get_asset_check_evaluations()):
+        report.refused = True
+    for event in result.get_step_failure_events():
+        data = event.event_specific_data
+        error = data.error if data else None
+        gate = data is not None and data.user_failure_data is not None and (
+            "failed_checks" in (data.user_failure_data.metadata or {})
+        )
+        if gate or (error is not None and error.cls_name == "DagsterAssetCheckFailedError"):
+            report.refused = True
+        else:
+            report.errored = True
 
 
 def run_pipeline(
@@ -74,6 +92,7 @@ def _run_pipeline(
         )
         report.run_ids.append(result.run_id)
         report.failures += _failures(result, f"shard {key}")
+        _classify(result, report)
         progress(f"raise_shard {key}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
     if report.failures:
         return report
@@ -82,5 +101,6 @@ def _run_pipeline(
     )
     report.run_ids.append(result.run_id)
     report.failures += _failures(result, "curriculum")
+    _classify(result, report)
     report.published = not report.failures
     return report
