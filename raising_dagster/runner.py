@@ -51,8 +51,10 @@ def _classify(result: ExecuteInProcessResult, report: PipelineReport) -> None:
     for event in result.get_step_failure_events():
         data = event.event_specific_data
         error = data.error if data else None
-        gate = data is not None and data.user_failure_data is not None and (
-            "failed_checks" in (data.user_failure_data.metadata or {})
+        gate = (
+            data is not None
+            and data.user_failure_data is not None
+            and ("failed_checks" in (data.user_failure_data.metadata or {}))
         )
         if gate or (error is not None and error.cls_name == "DagsterAssetCheckFailedError"):
             report.refused = True

@@ -16,11 +16,13 @@ from dagster import (
 )
 
 from raising_dagster.assets.common import (
+    DUCKDB_KINDS,
     GROUP,
     blocking_check,
     check_result,
     counts_by,
     stage_code_version,
+    table_metadata,
 )
 from raising_dagster.assets.framing import experiential_docs, first_person_docs, social_docs
 from raising_dagster.assets.raw import raw_docs
@@ -91,6 +93,7 @@ def _stage_table(stages: list[dict]) -> MetadataValue:
         )
     ],
     code_version=stage_code_version(),
+    kinds=DUCKDB_KINDS,
 )
 def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
     """Every record of every shard in one scaffolded curriculum order, simple to complex."""
@@ -130,6 +133,7 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
     )
     return MaterializeResult(
         metadata={
+            **table_metadata(layout.ordered_file, int(summary["records"].sum())),
             "records": int(summary["records"].sum()),
             "shards": MetadataValue.json(ready),
             "pending_shards": MetadataValue.json(pending),
@@ -160,7 +164,12 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
 GATED_BY = (raw_docs, first_person_docs, experiential_docs, social_docs, scored_docs, ordered_docs)
 
 
-@asset(group_name=GROUP, deps=[ordered_docs], code_version=stage_code_version())
+@asset(
+    group_name=GROUP,
+    deps=[ordered_docs],
+    code_version=stage_code_version(),
+    kinds={*DUCKDB_KINDS, "huggingface"},
+)
 def training_ready_corpus(
     context: AssetExecutionContext, raising: RaisingResource
 ) -> MaterializeResult:
@@ -199,6 +208,7 @@ def training_ready_corpus(
     context.log.info("published %s records to %s", manifest["records"], target)
     return MaterializeResult(
         metadata={
+            **table_metadata(target / "data" / "*.parquet", manifest["records"]),
             "records": manifest["records"],
             "tokens": manifest["tokens"],
             "tokenizer": manifest["tokenized"].get("tokenizer", "disabled"),

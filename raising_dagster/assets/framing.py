@@ -11,17 +11,21 @@ from dagster import (
 
 from raising_dagster.assets.common import (
     GROUP,
+    POLARS_KINDS,
     blocking_check,
     check_result,
     counts_by,
     preview,
+    schema_metadata,
     stage_code_version,
+    table_metadata,
 )
 from raising_dagster.assets.raw import raw_docs
 from raising_dagster.expectations.gx_suites import suite_outcome
 from raising_dagster.expectations.invariants import framing_coverage
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource, TeacherResource
+from raising_dagster.schema import REWRITE_SCHEMA
 from raising_dagster.stages import rewrite
 from raising_dagster.store import write_parquet
 
@@ -47,6 +51,7 @@ def _result(
     outcome = framing_coverage(frame, variant, raising.settings.checks.min_framed_share)
     return MaterializeResult(
         metadata={
+            **table_metadata(frame.schema, frame.height, partitioned=True),
             "records": frame.height,
             "teacher": f"{frame['teacher_backend'][0]}/{frame['teacher_model'][0]}"
             if frame.height
@@ -78,6 +83,8 @@ def _read(raising: RaisingResource, asset: str, partition: str) -> pl.DataFrame:
         blocking_check(FIRST_PERSON_SUITE, "first_person_docs", raw_shards),
     ],
     code_version=stage_code_version("first_person"),
+    kinds=POLARS_KINDS,
+    metadata=schema_metadata(REWRITE_SCHEMA),
 )
 def first_person_docs(
     context: AssetExecutionContext, raising: RaisingResource, teacher: TeacherResource
@@ -112,6 +119,8 @@ def first_person_docs(
         blocking_check(EXPERIENTIAL_SUITE, "experiential_docs", raw_shards),
     ],
     code_version=stage_code_version("experiential"),
+    kinds=POLARS_KINDS,
+    metadata=schema_metadata(REWRITE_SCHEMA),
 )
 def experiential_docs(
     context: AssetExecutionContext, raising: RaisingResource, teacher: TeacherResource
@@ -146,6 +155,8 @@ def experiential_docs(
         blocking_check(SOCIAL_SUITE, "social_docs", raw_shards),
     ],
     code_version=stage_code_version("social"),
+    kinds=POLARS_KINDS,
+    metadata=schema_metadata(REWRITE_SCHEMA),
 )
 def social_docs(
     context: AssetExecutionContext, raising: RaisingResource, teacher: TeacherResource

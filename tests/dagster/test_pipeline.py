@@ -71,6 +71,44 @@ def test_two_shards_publish_an_ordered_corpus_with_manifest(
         "beta.jsonl",
     }
     assert instance.get_latest_materialization_event(AssetKey("training_ready_corpus"))
+    _assert_standard_table_metadata(instance, store)
+
+
+def _assert_standard_table_metadata(instance: DagsterInstance, store: Path) -> None:
+    """Every materialization carries `dagster/row_count` and `dagster/column_schema`, true to the
+    files it wrote (the catalog shows them without custom keys)."""
+    files = {
+        "ordered_docs": [store / "ordered_docs" / "ordered.parquet"],
+        "training_ready_corpus": [store / "training_ready" / "data" / "*.parquet"],
+    }
+    for asset in ("raw_docs", "first_person_docs", "experiential_docs", "social_docs"):
+        files[asset] = [store / asset / "alpha.jsonl.parquet", store / asset / "beta.jsonl.parquet"]
+    files["scored_docs"] = [store / "scored_docs" / f"{s}.jsonl.parquet" for s in ("alpha", "beta")]
+    for asset, paths in files.items():
+        events = instance.fetch_materializations(AssetKey(asset), limit=10).records
+        assert len(events) == len(paths), asset
+        by_partition = {e.partition_key: e.asset_materialization.metadata for e in events}
+        for path in paths:
+            metadata = (
+                by_partition[path.name.removesuffix(".parquet")]
+                if len(paths) > 1
+                else (next(iter(by_partition.values())))
+            )
+            frame = pl.read_parquet(path)
+            assert metadata["dagster/row_count"].value == frame.height, asset
+            schema = metadata["dagster/column_schema"].value
+            assert [c.name for c in schema.columns] == frame.columns, asset
+            assert [c.type for c in schema.columns] == [str(t) for t in frame.dtypes], asset
+            if len(paths) > 1:
+                assert metadata["dagster/partition_row_count"].value == frame.height
+                declared = defs_schema(asset)
+                assert [c.name for c in declared.columns] == frame.columns, asset
+
+
+def defs_schema(asset: str):
+    from raising_dagster.definitions import defs
+
+    return defs.resolve_asset_graph().get(AssetKey(asset)).metadata["dagster/column_schema"]
 
 
 def json_lines(path: Path) -> list[dict]:
