@@ -13,11 +13,17 @@ import numpy as np
 from raising_dagster.config import CurriculumSettings, RaisingSettings, ValueCodex, model_sha
 from raising_dagster.stages import card, plots
 from raising_dagster.stages.order import run_sql
-from raising_dagster.stages.tokenize import load_tokenizer, tokenize_dtype, tokenize_parts
+from raising_dagster.stages.tokenize import (
+    export_tokenizer,
+    load_tokenizer,
+    tokenize_dtype,
+    tokenize_parts,
+)
 
 FORMAT = "raising-dagster/training-ready/v2"
 DATA_DIR = "data"
 TOKENS_DIR = "tokens"
+TOKENIZER_DIR = "tokenizer"
 ORDER_NOTE = (
     "Records are in curriculum order (position 0..n-1), simple to complex. Train the phases one "
     "after another in the order listed; shuffling is harmless only within a phase. A single "
@@ -319,14 +325,18 @@ def _tokenize_phases(
         dtype = corpus.dtype
     for stage in stages:
         stage["tokens"] = int(per_stage[stage["index"]])
+    export_tokenizer(settings.tokenizer.path, eos_token, out_dir / TOKENIZER_DIR)
     return {
         "tokenizer": name,
+        "tokenizer_files": TOKENIZER_DIR,
         "vocab_size": tokenizer.get_vocab_size(),
         "eos_token": eos_token,
         "eos_id": None if eos_token is None else tokenizer.token_to_id(eos_token),
         "dtype": (dtype or tokenize_dtype(tokenizer)).name,
         "format": "Megatron-LM MMapIndexedDataset v1 (see stages/tokenize.py), one prefix a phase",
         "prefixes": [p["megatron_prefix"] for p in phases],
+        # None by design: a single prefix loses the order. For a shuffled baseline (the same
+        # tokens without curriculum) give Megatron every prefix in one --data-path, unweighted.
         "whole_corpus_prefix": None,
         "tokens": int(per_stage.sum()),
     }

@@ -11,6 +11,7 @@ back to back in position order, as uint16 when the vocabulary fits, else int32.
 from __future__ import annotations
 
 import gzip
+import json
 import struct
 from dataclasses import dataclass
 from functools import cache
@@ -46,6 +47,29 @@ def load_tokenizer(path: Path | None = None) -> tuple[Tokenizer, str]:
         tokenizer, name = Tokenizer.from_file(str(file)), str(path)
     tokenizer.encode_special_tokens = True
     return tokenizer, name
+
+
+def export_tokenizer(path: Path | None, eos_token: str | None, out_dir: Path) -> Path:
+    """Copy the tokenizer into `out_dir` as a Hugging Face tokenizer folder (`tokenizer.json`,
+    and `tokenizer_config.json` naming the end-of-document token), so the corpus carries the exact
+    tokenizer of its ids (Megatron: `--tokenizer-type HuggingFaceTokenizer --tokenizer-model`)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folder = path if path is not None and path.is_dir() else None
+    if path is None:
+        data = (resources.files("raising_dagster") / "tokenizer" / DEFAULT_TOKENIZER).read_bytes()
+        (out_dir / "tokenizer.json").write_bytes(gzip.decompress(data))
+    else:
+        source = path / "tokenizer.json" if folder else path
+        (out_dir / "tokenizer.json").write_bytes(source.read_bytes())
+    config: dict[str, object] = {"tokenizer_class": "PreTrainedTokenizerFast"}
+    if folder is not None and (folder / "tokenizer_config.json").is_file():
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    if eos_token is not None:
+        config["eos_token"] = eos_token
+    (out_dir / "tokenizer_config.json").write_text(
+        json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return out_dir
 
 
 def special_tokens(tokenizer: Tokenizer) -> dict[str, int]:

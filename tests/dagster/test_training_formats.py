@@ -194,3 +194,20 @@ def test_mixing_pacing_gives_one_prefix_per_pacing_phase(tmp_path: Path) -> None
     assert [len(read_tokenized(folder / p["megatron_prefix"])) for p in phases] == [
         p["records"] for p in phases
     ]
+
+
+def test_corpus_carries_the_tokenizer_of_its_ids(corpus: Path) -> None:
+    manifest = _manifest(corpus)
+    folder = corpus / manifest["tokenized"]["tokenizer_files"]
+    from tokenizers import Tokenizer
+
+    carried = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    carried.encode_special_tokens = True
+    phase = manifest["phases"][0]
+    texts = _records(corpus).filter(pl.col("position").is_between(*_range(phase)))["text"]
+    for ids, text in zip(read_tokenized(corpus / phase["megatron_prefix"]), texts, strict=True):
+        assert carried.encode(text, add_special_tokens=False).ids == ids[:-1].tolist()
+    transformers = pytest.importorskip("transformers", reason="transformers: the vllm extra")
+    hf = transformers.AutoTokenizer.from_pretrained(str(folder))
+    assert hf.eos_token == manifest["tokenized"]["eos_token"]
+    assert hf.eos_token_id == manifest["tokenized"]["eos_id"]
