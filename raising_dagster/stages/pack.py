@@ -1,4 +1,6 @@
-"""The training-ready corpus: ordered Parquet parts plus a manifest a training team can audit."""
+"""The training-ready corpus, cut into phases a trainer may shuffle inside but must train in order:
+Parquet parts and one Megatron token prefix per phase, a dataset card whose configs are the
+phases, the tokenizer, plots, and a manifest a training team can audit."""
 
 from __future__ import annotations
 
