@@ -10,10 +10,10 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Callable
-from functools import wraps
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, get_args
+from typing import get_args
 
 import click
 import polars as pl
@@ -35,24 +35,19 @@ class InvalidInput(click.ClickException):
     exit_code = EXIT_INVALID_INPUT
 
 
-def _settings_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn configuration errors (a missing or malformed file, invalid values) into one line
-    and exit code 4 instead of a traceback."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
-                for e in exc.errors()
-            )
-            raise InvalidInput(f"invalid settings: {problems}") from exc
-        except ValueError as exc:  # ConfigError and the codex/identity loaders
-            raise InvalidInput(" ".join(str(exc).split())) from exc
-
-    return wrapper
+@contextmanager
+def _config_errors() -> Iterator[None]:
+    """Turn configuration errors met while loading settings (a missing or malformed file,
+    invalid values, a broken codex) into one line and exit code 4 instead of a traceback."""
+    try:
+        yield
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInput(f"invalid settings: {problems}") from exc
+    except ValueError as exc:  # ConfigError and the codex/identity loaders
+        raise InvalidInput(" ".join(str(exc).split())) from exc
 
 
 @click.group()
@@ -92,13 +87,16 @@ def _settings_from_flags(
     codex: Path | None,
 ) -> RaisingSettings:
     """defaults < YAML < RAISING_* env < these flags (a flag not given leaves the rest)."""
-    return load_settings(
-        config,
-        landing_dir=landing,
-        store_dir=out,
-        codex_path=codex,
-        teacher={"backend": teacher} if teacher else None,
-    )
+    with _config_errors():
+        settings = load_settings(
+            config,
+            landing_dir=landing,
+            store_dir=out,
+            codex_path=codex,
+            teacher={"backend": teacher} if teacher else None,
+        )
+        settings.codex  # noqa: B018 - a broken codex is a configuration error, before any run
+    return settings
 
 
 @main.command()
@@ -113,7 +111,6 @@ def _settings_from_flags(
     default=None,
     help="Dagster instance folder [default: $DAGSTER_HOME, else OUT/dagster_home].",
 )
-@_settings_errors
 def run(
     landing: Path | None,
     out: Path,
@@ -127,7 +124,6 @@ def run(
     Exit codes: 0 published; 1 a run failed; 2 usage error; 3 publication refused by a quality
     check; 4 configuration or input unusable."""
     settings = _settings_from_flags(config, landing, out, teacher, codex)
-    settings.codex  # noqa: B018 - a broken codex is a configuration error, before any run
     landing = Path(settings.landing_dir)
     if not landing.is_dir():
         raise InvalidInput(f"landing folder {landing} does not exist or is not a folder")
@@ -150,7 +146,8 @@ def run(
         teacher=teacher,
         codex_path=str(codex.resolve()) if codex else None,
     )
-    raising.settings  # noqa: B018 - validate settings before any run starts
+    with _config_errors():
+        raising.settings  # noqa: B018 - validate settings before any run starts
     with DagsterInstance.get() as instance:
         report = run_pipeline(raising, instance, progress=click.echo)
     if not report.shards:
@@ -238,7 +235,6 @@ def synth(n_docs: int, out: Path, n_shards: int, seed: int) -> None:
 @_TEACHER
 @_CODEX
 @_RUN_CONFIG
-@_settings_errors
 def show_settings(
     landing: Path | None,
     out: Path | None,
@@ -255,7 +251,8 @@ def show_settings(
 
 
 def _store_settings(store: Path | None, config: Path | None) -> tuple[Path, RaisingSettings]:
-    settings = load_settings(config, store_dir=store)
+    with _config_errors():
+        settings = load_settings(config, store_dir=store)
     return settings.store_dir, settings
 
 
@@ -273,7 +270,6 @@ _CONFIG = click.option("--config", type=_PATH, default=None, help="Settings YAML
 @cache.command("stats")
 @_STORE
 @_CONFIG
-@_settings_errors
 def cache_stats(store: Path | None, config: Path | None) -> None:
     """Entries, fallbacks, files and size per stage."""
     from raising_dagster.teacher import CACHE_DIR
@@ -299,7 +295,6 @@ def cache_stats(store: Path | None, config: Path | None) -> None:
 @click.option("--stale", is_flag=True, help="Drop entries whose prompt hash is not a current one.")
 @click.option("--fallbacks", is_flag=True, help="Drop fallback entries (they are retried).")
 @click.option("--dry-run", is_flag=True)
-@_settings_errors
 def cache_prune(
     store: Path | None,
     config: Path | None,
