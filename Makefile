@@ -15,7 +15,7 @@ export DAGSTER_HOME := $(DATA)/dagster_home
 export GX_ANALYTICS_ENABLED := False
 export VLLM_LOGGING_LEVEL ?= WARNING
 
-.PHONY: demo test ui lint bench bench-teacher clean
+.PHONY: demo test ui lint bench bench-teacher bench-cache clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ bench: $(BIN)/.installed
 bench-teacher: $(BIN)/.vllm-installed
 	$(BIN)/raising teacher prepare --data-dir $(DATA)
 	$(BIN)/python benchmarks/bench_teacher.py $(BENCH_ARGS)
+
+## bench-cache: generation cache lookups as it grows to 1M entries (no vLLM needed)
+bench-cache: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_teacher.py --cache-only $(BENCH_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check raising_dagster tests benchmarks

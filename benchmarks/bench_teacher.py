@@ -6,6 +6,12 @@ on the same prompts in one batch (goal: ratio >= 0.9), and the wall time of a fu
 Runs on the embedded SmolLM2-135M-Instruct (converted under data/models on first use). One engine
 serves every measurement, with prefix caching off so no run reuses another's prompt work; a
 warm-up request runs first so no timing includes engine start.
+
+    .venv/bin/python benchmarks/bench_teacher.py --cache-only [--entries 1000000]
+
+The generation cache alone (no vLLM): fills a cache through `GenerationCache.put_many` in batches
+of `--batch` entries (one run's finished batches) and times `get_many` of a stage's batch of
+`--lookup` keys (half stored, half not) after 100 batches, after 4,000, and at `--entries`.
 """
 
 from __future__ import annotations
@@ -21,7 +27,91 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 
 
+def bench_cache(entries: int, batch: int, lookup: int, text_chars: int, repeats: int) -> None:
+    """Lookup time of the generation cache as it grows, through its public methods only."""
+    import hashlib
+    import statistics
+    from datetime import UTC, datetime
+
+    from raising_dagster.teacher.cache import CACHE_SCHEMA, GenerationCache
+
+    def key(i: int) -> str:
+        return hashlib.sha256(f"entry:{i}".encode()).hexdigest()
+
+    filler = ("I read this and it made me think about honesty and patience. " * 64)[:text_chars]
+    now = datetime.now(UTC)
+
+    def row(i: int) -> dict:
+        known = {
+            "key": key(i),
+            "stage": "first_person",
+            "backend": "vllm",
+            "model": "bench-model",
+            "model_revision": "r1",
+            "prompt_id": "first_person/rewrite.v1",
+            "prompt_sha": "p" * 64,
+            "key_prompt_sha": "p" * 64,
+            "sampling": '{"temperature": 0.7}',
+            "seed": i,
+            "input_sha": key(-i - 1),
+            "text": f"{i}: {filler}",
+            "attempts": 1,
+            "fallback_reason": None,
+            "created_at": now,
+        }
+        return {name: known.get(name) for name in CACHE_SCHEMA}
+
+    marks = sorted({100, 4000, max(1, entries // batch)})
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        cache = GenerationCache(Path(tmp) / "teacher_cache")
+        written, put_s = 0, 0.0
+        report = [
+            f"generation cache: {cache.__class__.__module__}, batches of {batch}, "
+            f"lookups of {lookup} keys ({lookup // 2} stored), median of {repeats}"
+        ]
+        for mark in marks:
+            while written < mark * batch:
+                start = time.perf_counter()
+                cache.put_many("first_person", [row(i) for i in range(written, written + batch)])
+                put_s += time.perf_counter() - start
+                written += batch
+            times = []
+            for r in range(repeats):
+                stored = [key((r * 7919 + j * 104729) % written) for j in range(lookup // 2)]
+                missing = [key(written + 10_000_000 + r * lookup + j) for j in range(lookup // 2)]
+                start = time.perf_counter()
+                found = cache.get_many("first_person", stored + missing)
+                times.append(time.perf_counter() - start)
+                assert set(found) == set(stored), "lookup lost stored entries"
+            store_bytes = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
+            report.append(
+                f"after {mark:>5} batches ({written:>8} entries, {store_bytes / 1e6:8.1f} MB on "
+                f"disk): get_many {statistics.median(times) * 1000:9.2f} ms; mean put_many "
+                f"{put_s / mark * 1000:7.2f} ms a batch"
+            )
+            print(report[-1], flush=True)  # noqa: T201 - progress of a long benchmark
+        start = time.perf_counter()
+        stats = cache.stats()
+        report.append(f"stats: {time.perf_counter() - start:.2f} s, {stats[0]['entries']} entries")
+    print("\n".join(report))  # noqa: T201 - a benchmark script reports on stdout
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--docs", type=int, default=24)
+    parser.add_argument("--stage", default="first_person")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--cache-only", action="store_true", help="the cache alone, no vLLM")
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=250)
+    parser.add_argument("--lookup", type=int, default=64)
+    parser.add_argument("--text-chars", type=int, default=1500)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    if args.cache_only:
+        bench_cache(args.entries, args.batch, args.lookup, args.text_chars, args.repeats)
+        return
+
     import polars as pl
 
     from raising_dagster.config import SAMPLE_CORPUS, TeacherSettings, load_codex, load_identity
@@ -31,12 +121,6 @@ def main() -> None:
     from raising_dagster.teacher.cache import CachedTeacher, GenerationCache
     from raising_dagster.teacher.llm import Call, Completion
     from raising_dagster.teacher.vllm import VllmTeacher
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--docs", type=int, default=24)
-    parser.add_argument("--stage", default="first_person")
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    args = parser.parse_args()
 
     lines = []
     for shard in sorted(SAMPLE_CORPUS.glob("*.jsonl")):

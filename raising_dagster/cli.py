@@ -1,17 +1,53 @@
-"""`raising`: run the pipeline headless through Dagster, and make synthetic corpora."""
+"""`raising`: run the pipeline headless through Dagster, and make synthetic corpora.
+
+Exit codes: 0 done; 1 a run failed (a step raised: see the listed failures); 2 usage error (an
+unknown option or value, from click); 3 publication refused by a blocking quality check (the
+previous corpus is kept); 4 the configuration or input cannot be used (a missing or malformed
+`--config`, invalid settings or codex, a missing `--landing` folder or one without shards).
+"""
 
 import json
 import os
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import get_args
 
 import click
 import polars as pl
+from pydantic import ValidationError
 
-from raising_dagster.config import SAMPLE_CORPUS, RaisingSettings, load_settings
+from raising_dagster.config import RaisingSettings, TeacherSettings, load_settings
 
 _PATH = click.Path(path_type=Path)
+EXIT_FAILED = 1
+EXIT_USAGE = 2  # click's own
+EXIT_REFUSED = 3
+EXIT_INVALID_INPUT = 4
+TEACHER_BACKENDS = get_args(TeacherSettings.model_fields["backend"].annotation)
+
+
+class InvalidInput(click.ClickException):
+    """Configuration or input that cannot be used: one line on stderr, exit code 4."""
+
+    exit_code = EXIT_INVALID_INPUT
+
+
+@contextmanager
+def _config_errors() -> Iterator[None]:
+    """Turn configuration errors met while loading settings (a missing or malformed file,
+    invalid values, a broken codex) into one line and exit code 4 instead of a traceback."""
+    try:
+        yield
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInput(f"invalid settings: {problems}") from exc
+    except ValueError as exc:  # ConfigError and the codex/identity loaders
+        raise InvalidInput(" ".join(str(exc).split())) from exc
 
 
 @click.group()
@@ -19,22 +55,56 @@ def main() -> None:
     """raising-dagster: turn a raw pre-training corpus into a model-raising corpus."""
 
 
-@main.command()
-@click.option(
+_LANDING = click.option(
     "--landing",
     type=_PATH,
-    default=SAMPLE_CORPUS,
-    show_default="the bundled sample",
-    help="Folder of raw shards (JSONL, JSONL.gz/.zst, Parquet, .txt).",
+    default=None,
+    help="Folder of raw shards (JSONL, JSONL.gz/.zst, Parquet, .txt) "
+    "[default: from config, else the bundled sample].",
 )
+_TEACHER = click.option(
+    "--teacher",
+    type=click.Choice(TEACHER_BACKENDS),
+    default=None,
+    help="Teacher backend [default: from config, else template].",
+)
+_CODEX = click.option(
+    "--codex", type=_PATH, default=None, help="Value codex YAML [default: the bundled one]."
+)
+_RUN_CONFIG = click.option(
+    "--config",
+    type=_PATH,
+    default=None,
+    help="Settings YAML [default: $RAISING_CONFIG_FILE]; RAISING_* env vars and flags override.",
+)
+
+
+def _settings_from_flags(
+    config: Path | None,
+    landing: Path | None,
+    out: Path | None,
+    teacher: str | None,
+    codex: Path | None,
+) -> RaisingSettings:
+    """defaults < YAML < RAISING_* env < these flags (a flag not given leaves the rest)."""
+    with _config_errors():
+        settings = load_settings(
+            config,
+            landing_dir=landing,
+            store_dir=out,
+            codex_path=codex,
+            teacher={"backend": teacher} if teacher else None,
+        )
+        settings.codex  # noqa: B018 - a broken codex is a configuration error, before any run
+    return settings
+
+
+@main.command()
+@_LANDING
 @click.option("--out", type=_PATH, required=True, help="Store folder for every asset's files.")
-@click.option("--teacher", default=None, help="Teacher backend (default from config: template).")
-@click.option(
-    "--codex", type=_PATH, default=None, help="Value codex YAML (default: the bundled one)."
-)
-@click.option(
-    "--config", type=_PATH, default=None, help="Settings YAML (RAISING_* env vars override)."
-)
+@_TEACHER
+@_CODEX
+@_RUN_CONFIG
 @click.option(
     "--dagster-home",
     type=_PATH,
@@ -42,14 +112,21 @@ def main() -> None:
     help="Dagster instance folder [default: $DAGSTER_HOME, else OUT/dagster_home].",
 )
 def run(
-    landing: Path,
+    landing: Path | None,
     out: Path,
     teacher: str | None,
     codex: Path | None,
     config: Path | None,
     dagster_home: Path | None,
 ) -> None:
-    """Raise every shard in LANDING through Dagster and publish OUT/training_ready."""
+    """Raise every shard in LANDING through Dagster and publish OUT/training_ready.
+
+    Exit codes: 0 published; 1 a run failed; 2 usage error; 3 publication refused by a quality
+    check; 4 configuration or input unusable."""
+    settings = _settings_from_flags(config, landing, out, teacher, codex)
+    landing = Path(settings.landing_dir)
+    if not landing.is_dir():
+        raise InvalidInput(f"landing folder {landing} does not exist or is not a folder")
     home = (dagster_home or Path(os.environ.get("DAGSTER_HOME") or out / "dagster_home")).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
@@ -67,10 +144,8 @@ def run(
         teacher=teacher,
         codex_path=str(codex.resolve()) if codex else None,
     )
-    try:
+    with _config_errors():
         raising.settings  # noqa: B018 - validate settings before any run starts
-    except ValueError as exc:
-        raise click.ClickException(f"invalid settings: {exc}") from exc
     # one runner at a time per output folder and instance, locked before the instance is first
     # created (two processes creating one SQLite instance leave it with two alembic heads)
     with hold_output([out.resolve(), home], progress=click.echo):
@@ -78,11 +153,17 @@ def run(
             (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
         with DagsterInstance.get() as instance:
             report = run_pipeline(raising, instance, progress=click.echo)
+    if not report.shards:
+        raise InvalidInput(f"no shards found in landing folder {landing}")
     if not report.published:
-        click.echo("Publication stopped; the training-ready corpus was not (re)written:", err=True)
+        refused = report.refused and not report.errored
+        why = "refused by quality checks" if refused else "stopped: a run failed"
+        click.echo(f"Publication {why}; the training-ready corpus was not (re)written:", err=True)
         for failure in report.failures:
             click.echo(f"  - {failure}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_REFUSED if refused else EXIT_FAILED)
+    for advisory in report.advisories:
+        click.echo(f"Advisory (does not block publication): {advisory}", err=True)
     _summary(out.resolve(), len(report.shards), home)
 
 
@@ -101,11 +182,20 @@ def _summary(out: Path, n_shards: int, home: Path) -> None:
             f"  {stage['name']:<12} {stage['records']:>7} records {stage.get('tokens', ''):>9} "
             f"tokens  positions {stage['first_position']}..{stage['last_position']}"
         )
+    click.echo(
+        "Train the phases in this order, one after another (README: Training on the corpus):"
+    )
+    for phase in manifest["phases"]:
+        click.echo(
+            f"  {phase['name']:<36} {phase['records']:>7} records "
+            f"{phase.get('tokens', ''):>9} tokens  "
+            f"{phase.get('megatron_prefix', 'HF config ' + phase['hf_config'])}"
+        )
     quarantined = sum(s["quarantined"] for s in manifest["input_shards"])
     click.echo(f"Training-ready corpus: {out / 'training_ready'}")
     click.echo(f"Quarantine ({quarantined} records): {out / 'quarantine'}")
     click.echo(f"Dagster home (for `make ui`): {home}")
-    records = pl.scan_parquet(out / "training_ready" / "part-*.parquet")
+    records = pl.scan_parquet(out / "training_ready" / "data" / "*.parquet")
     writers = (
         records.group_by("teacher_backend", "fallback_reason").len().sort("len", descending=True)
     ).collect()
@@ -144,8 +234,30 @@ def synth(n_docs: int, out: Path, n_shards: int, seed: int) -> None:
     click.echo(f"wrote {n_docs} documents in {len(paths)} shards to {out}")
 
 
+@main.command("settings")
+@_LANDING
+@click.option("--out", type=_PATH, default=None, help="Store folder [default: from config].")
+@_TEACHER
+@_CODEX
+@_RUN_CONFIG
+def show_settings(
+    landing: Path | None,
+    out: Path | None,
+    teacher: str | None,
+    codex: Path | None,
+    config: Path | None,
+) -> None:
+    """Print the settings `raising run` would use with the same flags, as YAML (defaults < YAML
+    < RAISING_* env vars < flags)."""
+    import yaml
+
+    settings = _settings_from_flags(config, landing, out, teacher, codex)
+    click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False), nl=False)
+
+
 def _store_settings(store: Path | None, config: Path | None) -> tuple[Path, RaisingSettings]:
-    settings = load_settings(config, store_dir=store)
+    with _config_errors():
+        settings = load_settings(config, store_dir=store)
     return settings.store_dir, settings
 
 

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+from contextvars import ContextVar
 from functools import cached_property
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -357,7 +365,20 @@ class TokenizerSettings(BaseModel):
 
     enabled: bool = True
     path: Path | None = None
-    append_eos: bool = True
+    # The end-of-document token appended after every record (datatrove's `eos_token`): one of the
+    # tokenizer's special tokens, checked at load; null: append none. Llama 3: <|end_of_text|>.
+    eos_token: str | None = "<|endoftext|>"
+
+    @model_validator(mode="after")
+    def _eos_token_in_tokenizer(self) -> TokenizerSettings:
+        if self.enabled:
+            from raising_dagster.stages.tokenize import check_eos_token
+
+            if self.eos_token is not None:
+                check_eos_token(self.path, self.eos_token)
+            elif self.path is not None and not self.path.exists():
+                raise ValueError(f"no tokenizer.json at {self.path}")
+        return self
 
 
 class RedactionSettings(BaseModel):
@@ -390,6 +411,52 @@ class CheckSettings(BaseModel):
     max_quarantined_share: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
+class DatasetCardSettings(BaseModel):
+    """What the published corpus's dataset card (`training_ready/README.md`) says about it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A Hugging Face Hub license id (apache-2.0, cc-by-4.0, odc-by, other, ...): the corpus's
+    # terms follow from its sources', which only you know.
+    license: str = Field(default="unknown", pattern=r"^[a-z0-9][a-z0-9.+-]*$")
+    language: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
+    pretty_name: str = "Model-raising curriculum corpus"
+
+
+CONFIG_FILE_ENV = "RAISING_CONFIG_FILE"
+# The YAML file `load_settings` is reading, for the settings source of RaisingSettings.
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("raising_config_file", default=None)
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used: missing, not YAML, or not a mapping."""
+
+
+class _YamlFile(YamlConfigSettingsSource):
+    """pydantic-settings' YAML source, with one-line errors for a malformed file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], yaml_file: Path | None) -> None:
+        super().__init__(settings_cls, yaml_file=yaml_file, yaml_file_encoding="utf-8")
+
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
+        try:
+            data = super()._read_file(file_path)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            message = f"config file {file_path} is not valid YAML: {problem}{where}"
+            raise ConfigError(message) from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {file_path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"config file {file_path} must hold a mapping of settings, "
+                f"not a {type(data).__name__}"
+            )
+        return data
+
+
 class RaisingSettings(BaseSettings):
     """Every setting of the pipeline; env vars RAISING_<FIELD> (nested with __) override."""
 
@@ -407,6 +474,7 @@ class RaisingSettings(BaseSettings):
     tokenizer: TokenizerSettings = Field(default_factory=TokenizerSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
+    dataset_card: DatasetCardSettings = Field(default_factory=DatasetCardSettings)
 
     @cached_property
     def codex(self) -> ValueCodex:
@@ -429,6 +497,19 @@ class RaisingSettings(BaseSettings):
         self.identity  # noqa: B018 - validate the identity card at load
         return self
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Highest first: explicit arguments, RAISING_* env vars, the YAML file of
+        `load_settings` (defaults come last, from the fields)."""
+        return (init_settings, env_settings, _YamlFile(settings_cls, _CONFIG_FILE.get()))
+
     def config_sha(self) -> str:
         """Hash of the settings that shape the output (paths excluded)."""
         shaping = self.model_dump(mode="json", exclude={"landing_dir", "store_dir"})
@@ -436,28 +517,14 @@ class RaisingSettings(BaseSettings):
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> RaisingSettings:
-    """Settings from defaults < YAML config file < RAISING_* env vars < explicit overrides."""
-    file_data: dict[str, Any] = {}
-    if config_file is not None:
-        file_data = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
-        if not isinstance(file_data, dict):
-            raise ValueError(f"config file {config_file} must hold a mapping")
-    merged = _deep_merge(file_data, _explicit_env())
-    merged = _deep_merge(merged, {k: v for k, v in overrides.items() if v is not None})
-    return RaisingSettings(**merged)
-
-
-def _explicit_env() -> dict[str, Any]:
-    """The settings given by RAISING_* environment variables alone."""
-    env_only = RaisingSettings()
-    return env_only.model_dump(include=env_only.model_fields_set)
-
-
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+    """Settings from defaults < YAML config file (`config_file`, else `$RAISING_CONFIG_FILE`) <
+    RAISING_* env vars (nested with `__`) < explicit `overrides` (None: not given). Sections merge
+    key by key at every level. A missing or malformed config file raises `ConfigError`."""
+    chosen = config_file or os.environ.get(CONFIG_FILE_ENV) or None
+    if chosen is not None and not Path(chosen).is_file():
+        raise ConfigError(f"config file {chosen} does not exist")
+    token = _CONFIG_FILE.set(Path(chosen) if chosen is not None else None)
+    try:
+        return RaisingSettings(**{k: v for k, v in overrides.items() if v is not None})
+    finally:
+        _CONFIG_FILE.reset(token)

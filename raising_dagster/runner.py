@@ -22,7 +22,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import DagsterInstance, DagsterRunStatus, ExecuteInProcessResult, RunsFilter
+from dagster import (
+    AssetCheckSeverity,
+    DagsterInstance,
+    DagsterRunStatus,
+    ExecuteInProcessResult,
+    MarkdownMetadataValue,
+    RunsFilter,
+)
 
 from raising_dagster.definitions import build_definitions
 from raising_dagster.partitions import raw_shards
@@ -60,9 +67,12 @@ class PipelineReport:
     skipped: list[SkippedFile] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    advisories: list[str] = field(default_factory=list)  # failed WARN checks: never block
     cleaned: list[str] = field(default_factory=list)
     abandoned_runs: list[str] = field(default_factory=list)
     published: bool = False
+    refused: bool = False  # a blocking quality check failed, or the publication gate refused
+    errored: bool = False  # a step failed for another reason (an exception)
 
 
 _held: dict[tuple[str, int], int] = {}
@@ -158,13 +168,27 @@ def fail_abandoned_runs(instance: DagsterInstance) -> list[str]:
     return [run.run_id for run in runs]
 
 
+def _check_lines(result: ExecuteInProcessResult, scope: str, blocking: bool) -> list[str]:
+    """One line per failed check of a severity (ERROR: blocking; WARN: advisory), with the plain
+    values of its metadata (tables left to the UI)."""
+    lines = []
+    for e in result.get_asset_check_evaluations():
+        if e.passed or (e.severity == AssetCheckSeverity.ERROR) != blocking:
+            continue
+        shown = {
+            k: getattr(v, "value", v)
+            for k, v in e.metadata.items()
+            if not isinstance(v, MarkdownMetadataValue)
+        }
+        lines.append(
+            f"[{scope}] check {e.check_name!r} on {e.asset_key.to_user_string()} failed: "
+            f"{e.description or 'no description'}" + (f"; {shown}" if shown else "")
+        )
+    return lines
+
+
 def _failures(result: ExecuteInProcessResult, scope: str) -> list[str]:
-    found = [
-        f"[{scope}] check {e.check_name!r} on {e.asset_key.to_user_string()} failed: "
-        f"{e.description or 'no description'}; {dict(e.metadata)}"
-        for e in result.get_asset_check_evaluations()
-        if not e.passed
-    ]
+    found = _check_lines(result, scope, blocking=True)
     for event in result.get_step_failure_events():
         error = event.event_specific_data.error if event.event_specific_data else None
         while error is not None and error.cause is not None:
@@ -172,6 +196,28 @@ def _failures(result: ExecuteInProcessResult, scope: str) -> list[str]:
         message = error.message.strip() if error is not None else "unknown error"
         found.append(f"[{scope}] step {event.step_key} failed: {message}")
     return found or ([] if result.success else [f"[{scope}] run {result.run_id} failed"])
+
+
+def _classify(result: ExecuteInProcessResult, report: PipelineReport) -> None:
+    """Mark the report refused (quality checks) and/or errored (any other step failure)."""
+    report.advisories += _check_lines(result, "advisory", blocking=False)
+    if any(
+        not e.passed and e.severity == AssetCheckSeverity.ERROR
+        for e in result.get_asset_check_evaluations()
+    ):
+        report.refused = True
+    for event in result.get_step_failure_events():
+        data = event.event_specific_data
+        error = data.error if data else None
+        gate = (
+            data is not None
+            and data.user_failure_data is not None
+            and ("failed_checks" in (data.user_failure_data.metadata or {}))
+        )
+        if gate or (error is not None and error.cls_name == "DagsterAssetCheckFailedError"):
+            report.refused = True
+        else:
+            report.errored = True
 
 
 def run_pipeline(
@@ -223,6 +269,7 @@ def _run_pipeline(
         )
         report.run_ids.append(result.run_id)
         report.failures += _failures(result, f"shard {key}")
+        _classify(result, report)
         progress(f"raise_shard {key}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
     if report.failures:
         return report
@@ -231,5 +278,6 @@ def _run_pipeline(
     )
     report.run_ids.append(result.run_id)
     report.failures += _failures(result, "curriculum")
+    _classify(result, report)
     report.published = not report.failures
     return report

@@ -1,6 +1,10 @@
-"""What every asset shares: group, code versions, metadata previews, check results."""
+"""What every asset shares: group, kinds, code versions, Dagster's standard table metadata,
+previews, check results."""
 
 import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import polars as pl
 from dagster import (
@@ -11,6 +15,8 @@ from dagster import (
     AssetSpec,
     MetadataValue,
     PartitionsDefinition,
+    TableColumn,
+    TableSchema,
 )
 
 from raising_dagster.config import RaisingSettings, model_sha, sha256_hex
@@ -22,6 +28,46 @@ from raising_dagster.stages.tasks.experiential import RECONTEXTUALIZE_ID
 
 GROUP = "raising"
 _PREVIEW_CHARS = 240
+# Asset kinds (icons and filters in the Dagster catalog).
+POLARS_KINDS = {"polars", "parquet"}
+DUCKDB_KINDS = {"duckdb", "parquet"}
+ROW_COUNT = "dagster/row_count"
+PARTITION_ROW_COUNT = "dagster/partition_row_count"
+COLUMN_SCHEMA = "dagster/column_schema"
+
+
+def table_schema(
+    schema: Mapping[str, pl.DataType], descriptions: Mapping[str, str] | None = None
+) -> TableSchema:
+    """Dagster's TableSchema of a Polars schema (type names as Polars writes them)."""
+    return TableSchema(
+        columns=[
+            TableColumn(name, str(dtype), description=(descriptions or {}).get(name))
+            for name, dtype in schema.items()
+        ]
+    )
+
+
+def schema_metadata(schema: Mapping[str, pl.DataType]) -> dict[str, Any]:
+    """Definition metadata: the column schema the catalog shows before any materialization."""
+    return {COLUMN_SCHEMA: table_schema(schema)}
+
+
+def table_metadata(
+    schema: Mapping[str, pl.DataType] | Path, rows: int, partitioned: bool = False
+) -> dict[str, Any]:
+    """Dagster's standard metadata of a materialization: `dagster/row_count` (the rows written by
+    it: the partition's for a partitioned asset, also as `dagster/partition_row_count`) and
+    `dagster/column_schema` (of a frame's schema, or of a Parquet file or glob)."""
+    if isinstance(schema, Path):
+        schema = pl.scan_parquet(schema).collect_schema()
+    metadata: dict[str, Any] = {
+        ROW_COUNT: MetadataValue.int(rows),
+        COLUMN_SCHEMA: MetadataValue.table_schema(table_schema(schema)),
+    }
+    if partitioned:
+        metadata[PARTITION_ROW_COUNT] = MetadataValue.int(rows)
+    return metadata
 
 
 def _sha(*parts: object) -> str:

@@ -18,10 +18,12 @@ from dagster import (
 )
 
 from raising_dagster.assets.common import (
+    DUCKDB_KINDS,
     GROUP,
     blocking_check,
     check_result,
     counts_by,
+    table_metadata,
 )
 from raising_dagster.assets.framing import experiential_docs, first_person_docs, social_docs
 from raising_dagster.assets.raw import raw_docs
@@ -55,6 +57,19 @@ def _ready_shards(layout: StoreLayout, registered: list[str]) -> tuple[list[str]
     """Registered shards whose renderings are all written, and those still pending."""
     ready = [k for k in registered if all(layout.shard_file(a, k).exists() for a in _RENDERINGS)]
     return ready, [k for k in registered if k not in ready]
+
+
+def _phase_table(phases: list[dict]) -> MetadataValue:
+    lines = [
+        "| phase (HF config) | stages | records | tokens | positions | Megatron prefix |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {p['name']} | {', '.join(p['stages'])} | {p['records']} | {p.get('tokens', '')} | "
+        f"{p['first_position']}..{p['last_position']} | {p.get('megatron_prefix', '')} |"
+        for p in phases
+    ]
+    return MetadataValue.md("\n".join(lines))
 
 
 def _stage_table(stages: list[dict]) -> MetadataValue:
@@ -93,6 +108,7 @@ def _stage_table(stages: list[dict]) -> MetadataValue:
             "closings distinct, no person in more than half of the dialogues (advisory).",
         )
     ],
+    kinds=DUCKDB_KINDS,
 )
 def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
     """Every record of every active shard (registered and in the landing folder) in one
@@ -151,6 +167,7 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
     )
     return MaterializeResult(
         metadata={
+            **table_metadata(layout.ordered_file, int(summary["records"].sum())),
             "records": int(summary["records"].sum()),
             "shards": MetadataValue.json(ready),
             "pending_shards": MetadataValue.json(pending),
@@ -189,12 +206,16 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
 GATED_BY = (raw_docs, first_person_docs, experiential_docs, social_docs, scored_docs, ordered_docs)
 
 
-@asset(group_name=GROUP, deps=[ordered_docs])
+@asset(
+    group_name=GROUP,
+    deps=[ordered_docs],
+    kinds={*DUCKDB_KINDS, "huggingface"},
+)
 def training_ready_corpus(
     context: AssetExecutionContext, raising: RaisingResource
 ) -> MaterializeResult:
-    """The curriculum as Parquet parts, token ids (.bin/.idx), plots and manifest.json, swapped in
-    whole or not at all."""
+    """The curriculum in training order: Parquet parts and one token prefix (.bin/.idx) per phase,
+    a dataset card, plots and manifest.json, swapped in whole or not at all."""
     settings = raising.settings
     layout = raising.layout
     target = layout.training_dir
@@ -231,11 +252,13 @@ def training_ready_corpus(
     context.log.info("published %s records to %s", manifest["records"], target)
     return MaterializeResult(
         metadata={
+            **table_metadata(target / "data" / "*.parquet", manifest["records"]),
             "records": manifest["records"],
             "tokens": manifest["tokens"],
             "tokenizer": manifest["tokenized"].get("tokenizer", "disabled"),
             "files": len(manifest["files"]),
             "stages": _stage_table(manifest["stages"]),
+            "phases": _phase_table(manifest["phases"]),
             "value_coverage": MetadataValue.json(
                 {s["name"]: s["value_coverage"] for s in manifest["stages"]}
             ),

@@ -13,9 +13,12 @@ from dagster import (
 
 from raising_dagster.assets.common import (
     GROUP,
+    POLARS_KINDS,
     blocking_check,
     check_result,
     preview,
+    schema_metadata,
+    table_metadata,
 )
 from raising_dagster.assets.raw import raw_docs
 from raising_dagster.assets.scored import scored_docs
@@ -55,6 +58,7 @@ def _result(
     summary = teacher_summary(frame)
     return MaterializeResult(
         metadata={
+            **table_metadata(frame.schema, frame.height, partitioned=True),
             "records": frame.height,
             "records_by_writer": MetadataValue.json(summary["by_writer"]),
             "llm_tried": summary["llm_tried"],
@@ -120,6 +124,8 @@ def _frame(
         blocking_check(FIRST_PERSON_FRAMED, "first_person_docs", raw_shards),
         blocking_check(FIRST_PERSON_SUITE, "first_person_docs", raw_shards),
     ],
+    kinds=POLARS_KINDS,
+    metadata=schema_metadata(REWRITE_SCHEMA),
 )
 def first_person_docs(
     context: AssetExecutionContext, raising: RaisingResource, teacher: TeacherResource
@@ -165,6 +171,8 @@ def first_person_docs(
         blocking_check(EXPERIENCE_REFLECTED, "experiential_docs", raw_shards),
         blocking_check(EXPERIENTIAL_SUITE, "experiential_docs", raw_shards),
     ],
+    kinds=POLARS_KINDS,
+    metadata=schema_metadata(REWRITE_SCHEMA),
 )
 def experiential_docs(
     context: AssetExecutionContext, raising: RaisingResource, teacher: TeacherResource
@@ -202,6 +210,8 @@ def experiential_docs(
         blocking_check(DIALOGUE_PARSES, "social_docs", raw_shards),
         blocking_check(SOCIAL_SUITE, "social_docs", raw_shards),
     ],
+    kinds=POLARS_KINDS,
+    metadata=schema_metadata(REWRITE_SCHEMA),
 )
 def social_docs(
     context: AssetExecutionContext, raising: RaisingResource, teacher: TeacherResource

@@ -11,15 +11,19 @@ from dagster import (
 
 from raising_dagster.assets.common import (
     GROUP,
+    POLARS_KINDS,
     blocking_check,
     check_result,
     counts_by,
     preview,
+    schema_metadata,
+    table_metadata,
 )
 from raising_dagster.expectations.gx_suites import suite_outcome
 from raising_dagster.expectations.invariants import records_conserved
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
+from raising_dagster.schema import RAW_SCHEMA
 from raising_dagster.stages.ingest import ShardError, list_shards, read_shard
 from raising_dagster.store import write_json, write_parquet
 
@@ -36,6 +40,8 @@ RAW_SUITE = "raw_docs_meet_expectation_suite"
         blocking_check(RAW_SUITE, "raw_docs", raw_shards),
     ],
     code_version="ingest-v2",
+    kinds=POLARS_KINDS,
+    metadata=schema_metadata(RAW_SCHEMA),
 )
 def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
     """Documents of one raw shard (JSONL(.gz/.zst), Parquet or .txt); bad records quarantined."""
@@ -73,6 +79,7 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
     write_json(stats, layout.shard_stats(key))
     return MaterializeResult(
         metadata={
+            **table_metadata(read.docs.schema, read.docs.height, partitioned=True),
             "records_in": read.records_in,
             "kept": read.docs.height,
             "quarantined": read.quarantine.height,

@@ -5,14 +5,18 @@ from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, Me
 
 from raising_dagster.assets.common import (
     GROUP,
+    POLARS_KINDS,
     blocking_check,
     check_result,
     preview,
+    schema_metadata,
+    table_metadata,
 )
 from raising_dagster.assets.raw import raw_docs
 from raising_dagster.expectations.gx_suites import suite_outcome
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
+from raising_dagster.schema import SCORE_SCHEMA
 from raising_dagster.stages.score import score_docs
 from raising_dagster.store import write_parquet
 
@@ -25,6 +29,8 @@ SCORED_SUITE = "scored_docs_meet_expectation_suite"
     deps=[raw_docs],
     backfill_policy=BackfillPolicy.multi_run(1),
     check_specs=[blocking_check(SCORED_SUITE, "scored_docs", raw_shards)],
+    kinds=POLARS_KINDS,
+    metadata=schema_metadata(SCORE_SCHEMA),
 )
 def scored_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
     """Readability-based difficulty, the codex values each document expresses and the ones it
@@ -41,6 +47,7 @@ def scored_docs(context: AssetExecutionContext, raising: RaisingResource) -> Mat
     sources = scored.select(pl.col("value_sources").list.first().value_counts(sort=True))
     return MaterializeResult(
         metadata={
+            **table_metadata(scored.schema, scored.height, partitioned=True),
             "records": scored.height,
             "difficulty_mean": float(scored["difficulty"].mean() or 0.0),
             "difficulty_quantiles": MetadataValue.json(

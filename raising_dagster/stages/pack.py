@@ -1,7 +1,10 @@
-"""The training-ready corpus: ordered Parquet parts plus a manifest a training team can audit."""
+"""The training-ready corpus, cut into phases a trainer may shuffle inside but must train in order:
+Parquet parts and one Megatron token prefix per phase, a dataset card whose configs are the
+phases, the tokenizer, plots, and a manifest a training team can audit."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -9,26 +12,131 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from raising_dagster.config import RaisingSettings, ValueCodex, model_sha
-from raising_dagster.stages import plots
+from raising_dagster.config import CurriculumSettings, RaisingSettings, ValueCodex, model_sha
+from raising_dagster.stages import card, plots
 from raising_dagster.stages.order import run_sql, sql_literal
-from raising_dagster.stages.tokenize import load_tokenizer, tokenize_parts
+from raising_dagster.stages.tokenize import (
+    export_tokenizer,
+    load_tokenizer,
+    tokenize_dtype,
+    tokenize_parts,
+)
 
-FORMAT = "raising-dagster/training-ready/v1"
+FORMAT = "raising-dagster/training-ready/v2"
+DATA_DIR = "data"
+TOKENS_DIR = "tokens"
+TOKENIZER_DIR = "tokenizer"
+ORDER_NOTE = (
+    "Records are in curriculum order (position 0..n-1), simple to complex. Train the phases one "
+    "after another in the order listed; shuffling is harmless only within a phase. A single "
+    "token prefix for the whole corpus, or all phase prefixes in one Megatron run (a blend), loses "
+    "the order: Megatron's GPTDataset always shuffles documents and samples within what it is "
+    "given."
+)
 APPROX_TOKEN_METHOD = "regex pieces \\w+|[^\\w\\s]"
 PLOTS = ("difficulty_by_stage.png", "value_coverage.png", "stage_mix.png")
 
 
+@dataclass(frozen=True)
+class Phase:
+    """A contiguous run of curriculum positions a trainer may shuffle within, but not across: one
+    Megatron `.bin/.idx` prefix, one Hugging Face config, its own Parquet parts."""
+
+    index: int
+    name: str
+    stages: list[str]
+    records_by_stage: dict[str, int]
+    first_position: int
+    last_position: int
+
+    @property
+    def records(self) -> int:
+        return self.last_position - self.first_position + 1
+
+
+def stage_thresholds(curriculum: CurriculumSettings) -> list[float]:
+    """The pacing times t(k / n), k = 1..n-1, from which stage k may appear (the inverse of the
+    competence function of `stages/order.py`); empty for step pacing."""
+    n, c0 = len(curriculum.stages), curriculum.initial_competence
+    if curriculum.pacing == "step":
+        return []
+    if curriculum.pacing == "linear":
+        return [max(0.0, (k / n - c0) / (1 - c0)) for k in range(1, n)]
+    return [max(0.0, ((k / n) ** 2 - c0 * c0) / (1 - c0 * c0)) for k in range(1, n)]
+
+
+def curriculum_phases(
+    con: duckdb.DuckDBPyConnection, ordered_file: Path, curriculum: CurriculumSettings
+) -> list[Phase]:
+    """Split the ordered records into phases, maximal runs of positions with one phase key: the
+    stage with `step` pacing (so a phase is a stage), else the number of stage thresholds the
+    pacing time has passed (phase k: from when stage k may appear until stage k + 1 may). A run
+    that starts over (records held back by `value_heavy_start`) is a phase of its own."""
+    thresholds = stage_thresholds(curriculum)
+    key = (
+        "stage_index"
+        if not thresholds
+        else " + ".join(f"(pacing_time >= {t!r})::INTEGER" for t in thresholds)
+    )
+    rows = run_sql(
+        con,
+        f"""
+        WITH k AS (
+            SELECT position, stage_index, {key} AS phase_key
+            FROM read_parquet({sql_literal(ordered_file)})
+        ), b AS (
+            SELECT *, (phase_key IS DISTINCT FROM lag(phase_key) OVER (ORDER BY position))::INTEGER
+                      AS starts
+            FROM k
+        ), g AS (
+            SELECT *, sum(starts) OVER (ORDER BY position ROWS UNBOUNDED PRECEDING) - 1 AS phase
+            FROM b
+        )
+        SELECT phase, stage_index, count(*), min(position), max(position)
+        FROM g GROUP BY ALL ORDER BY phase, stage_index
+        """,
+    )
+    names = curriculum.stage_names
+    by_phase: dict[int, list[tuple[int, int, int, int]]] = {}
+    for phase, stage_index, count, first, last in rows:
+        by_phase.setdefault(int(phase), []).append((stage_index, count, first, last))
+    width = max(2, len(str(len(by_phase) - 1)))
+    phases = []
+    for index, stage_rows in sorted(by_phase.items()):
+        present = [names[r[0]] for r in stage_rows]
+        label = present[0] if len(present) == 1 else f"{present[0]}-to-{present[-1]}"
+        phases.append(
+            Phase(
+                index=index,
+                name=f"phase-{index:0{width}d}-{label}",
+                stages=present,
+                records_by_stage={names[r[0]]: int(r[1]) for r in stage_rows},
+                first_position=min(r[2] for r in stage_rows),
+                last_position=max(r[3] for r in stage_rows),
+            )
+        )
+    return phases
+
+
 def write_parts(
-    con: duckdb.DuckDBPyConnection, ordered_file: Path, out_dir: Path, records_per_file: int
+    con: duckdb.DuckDBPyConnection,
+    ordered_file: Path,
+    out_dir: Path,
+    phases: list[Phase],
+    records_per_file: int,
 ) -> list[dict[str, Any]]:
-    """Split the ordered records into `part-NNNNN.parquet` files of at most `records_per_file`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ((total,),) = run_sql(con, f"SELECT count(*) FROM read_parquet({sql_literal(ordered_file)})")
+    """Write the ordered records as `data/train-NNNNN-of-MMMMM.parquet`, in position order, at
+    most `records_per_file` each and never spanning two phases (the Hugging Face Hub's file
+    naming: `load_dataset("parquet", data_dir=OUT)` finds exactly these files, in order)."""
+    (out_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    ranges = [
+        (phase.index, start, min(start + records_per_file, phase.last_position + 1))
+        for phase in phases
+        for start in range(phase.first_position, phase.last_position + 1, records_per_file)
+    ] or [(None, 0, 0)]
     parts = []
-    for index, start in enumerate(range(0, max(total, 1), records_per_file)):
-        name = f"part-{index:05d}.parquet"
-        end = min(start + records_per_file, total)
+    for number, (phase, start, end) in enumerate(ranges):
+        name = f"{DATA_DIR}/train-{number:05d}-of-{len(ranges):05d}.parquet"
         run_sql(
             con,
             f"""COPY (SELECT * FROM read_parquet({sql_literal(ordered_file)})
@@ -39,6 +147,7 @@ def write_parts(
         parts.append(
             {
                 "path": name,
+                "phase": phase,
                 "records": end - start,
                 "first_position": start,
                 "last_position": end - 1,
@@ -111,59 +220,51 @@ def build_training_corpus(
     input_shards: list[dict[str, Any]],
     exclusions_by_reason: dict[str, int],
 ) -> dict[str, Any]:
-    """Write the parts, the tokenized `.bin`/`.idx`, the plots and `manifest.json` into `out_dir`
-    (a staging folder); returns the manifest."""
+    """Write the phases' Parquet parts and `.bin`/`.idx` prefixes, the plots, the dataset card
+    `README.md` and `manifest.json` into `out_dir` (a staging folder); returns the manifest."""
     curriculum = settings.curriculum
-    files = write_parts(con, ordered_file, out_dir, curriculum.records_per_file)
-    parts = str(out_dir / "part-*.parquet")
+    phases = curriculum_phases(con, ordered_file, curriculum)
+    files = write_parts(con, ordered_file, out_dir, phases, curriculum.records_per_file)
+    parts = str(out_dir / DATA_DIR / "*.parquet")
     stages = stage_summaries(con, parts, settings.codex, curriculum.stage_names)
     for stage in stages:
         stage["approx_tokens"] = stage.pop("tokens")
+    phase_entries = [
+        {
+            "index": phase.index,
+            "name": phase.name,
+            "stages": phase.stages,
+            "records": phase.records,
+            "records_by_stage": phase.records_by_stage,
+            "first_position": phase.first_position,
+            "last_position": phase.last_position,
+            "files": [f["path"] for f in files if f["phase"] == phase.index],
+            "hf_config": phase.name,
+        }
+        for phase in phases
+    ]
     tokenized: dict[str, Any] = {"enabled": settings.tokenizer.enabled}
     if settings.tokenizer.enabled:
-        tokenizer, name = load_tokenizer(settings.tokenizer.path)
-        corpus = tokenize_parts(
-            sorted(out_dir.glob("part-*.parquet")),
-            tokenizer,
-            out_dir / "tokens",
-            settings.tokenizer.append_eos,
-        )
-        stage_of = np.array(
-            [
-                r[0]
-                for r in run_sql(
-                    con,
-                    f"SELECT stage_index FROM read_parquet({sql_literal(parts)}) ORDER BY position",
-                )
-            ],
-            dtype=np.int64,
-        )
-        per_stage = np.bincount(stage_of, weights=corpus.sizes, minlength=len(stages))
-        for stage in stages:
-            stage["tokens"] = int(per_stage[stage["index"]])
-        tokenized.update(
-            {
-                "tokenizer": name,
-                "vocab_size": tokenizer.get_vocab_size(),
-                "append_eos": settings.tokenizer.append_eos,
-                "dtype": corpus.dtype.name,
-                "bin": corpus.bin_file.name,
-                "idx": corpus.idx_file.name,
-                "format": "Megatron-LM MMapIndexedDataset v1 (see stages/tokenize.py)",
-                "tokens": int(corpus.sizes.sum()),
-            }
-        )
+        tokenized.update(_tokenize_phases(con, out_dir, settings, phase_entries, stages))
     plots.difficulty_by_stage(con, parts, curriculum.stage_names, out_dir / "plots" / PLOTS[0])
     plots.value_coverage(stages, settings.codex.names, out_dir / "plots" / PLOTS[1])
-    plots.stage_mix(con, parts, curriculum.stage_names, out_dir / "plots" / PLOTS[2])
-    return {
+    plots.stage_mix(
+        con,
+        parts,
+        curriculum.stage_names,
+        out_dir / "plots" / PLOTS[2],
+        [p.first_position for p in phases[1:]],
+    )
+    manifest = {
         "format": FORMAT,
         "created_by": f"raising-dagster {version('raising-dagster')}",
+        "order": ORDER_NOTE,
         "records": sum(f["records"] for f in files),
         "tokens": tokenized.get("tokens"),
         "approx_tokens": sum(s["approx_tokens"] for s in stages),
         "approx_token_method": APPROX_TOKEN_METHOD,
         "tokenized": tokenized,
+        "phases": phase_entries,
         "files": files,
         "stages": stages,
         "stage_boundaries": [s["first_position"] for s in stages],
@@ -175,4 +276,64 @@ def build_training_corpus(
         "input_shards": input_shards,
         "exclusions_by_reason": exclusions_by_reason,
         "plots": [f"plots/{p}" for p in PLOTS],
+        "dataset_card": card.CARD_FILE,
+    }
+    (out_dir / card.CARD_FILE).write_text(
+        card.render(manifest, settings.dataset_card), encoding="utf-8"
+    )
+    return manifest
+
+
+def _tokenize_phases(
+    con: duckdb.DuckDBPyConnection,
+    out_dir: Path,
+    settings: RaisingSettings,
+    phases: list[dict[str, Any]],
+    stages: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """One `.bin`/`.idx` prefix per phase under `tokens/`; adds `tokens` and `megatron_prefix`
+    to each phase and `tokens` to each stage; returns the manifest's `tokenized` section."""
+    tokenizer, name = load_tokenizer(settings.tokenizer.path)
+    eos_token = settings.tokenizer.eos_token
+    (out_dir / TOKENS_DIR).mkdir(parents=True, exist_ok=True)
+    per_stage = np.zeros(len(stages), dtype=np.int64)
+    dtype = None
+    for phase in phases:
+        prefix = f"{TOKENS_DIR}/{phase['name']}"
+        files = ", ".join(sql_literal(out_dir / f) for f in phase["files"])
+        corpus = tokenize_parts(
+            [out_dir / f for f in phase["files"]], tokenizer, out_dir / prefix, eos_token
+        )
+        stage_of = np.array(
+            [
+                r[0]
+                for r in run_sql(
+                    con,
+                    f"""SELECT stage_index FROM read_parquet([{files}]) ORDER BY position""",
+                )
+            ],
+            dtype=np.int64,
+        )
+        per_stage += np.bincount(stage_of, weights=corpus.sizes, minlength=len(stages)).astype(
+            np.int64
+        )
+        phase["megatron_prefix"] = prefix
+        phase["tokens"] = int(corpus.sizes.sum())
+        dtype = corpus.dtype
+    for stage in stages:
+        stage["tokens"] = int(per_stage[stage["index"]])
+    export_tokenizer(settings.tokenizer.path, eos_token, out_dir / TOKENIZER_DIR)
+    return {
+        "tokenizer": name,
+        "tokenizer_files": TOKENIZER_DIR,
+        "vocab_size": tokenizer.get_vocab_size(),
+        "eos_token": eos_token,
+        "eos_id": None if eos_token is None else tokenizer.token_to_id(eos_token),
+        "dtype": (dtype or tokenize_dtype(tokenizer)).name,
+        "format": "Megatron-LM MMapIndexedDataset v1 (see stages/tokenize.py), one prefix a phase",
+        "prefixes": [p["megatron_prefix"] for p in phases],
+        # None by design: a single prefix loses the order. For a shuffled baseline (the same
+        # tokens without curriculum) give Megatron every prefix in one --data-path, unweighted.
+        "whole_corpus_prefix": None,
+        "tokens": int(per_stage.sum()),
     }

@@ -59,8 +59,15 @@ def value_coverage(stage_summaries: list[dict[str, Any]], values: list[str], out
     return _save(fig, out)
 
 
-def stage_mix(con: duckdb.DuckDBPyConnection, records: str, stages: list[str], out: Path) -> Path:
-    """Stacked shares of each stage along the training position."""
+def stage_mix(
+    con: duckdb.DuckDBPyConnection,
+    records: str,
+    stages: list[str],
+    out: Path,
+    phase_starts: list[int] | None = None,
+) -> Path:
+    """Stacked shares of each stage along the training position; dashed lines where a new phase
+    (a token prefix, trained after the previous one) starts."""
     rows = run_sql(
         con,
         f"""WITH r AS (SELECT position, stage_index, count(*) OVER () AS n
@@ -77,11 +84,14 @@ def stage_mix(con: duckdb.DuckDBPyConnection, records: str, stages: list[str], o
     fig = Figure(figsize=(7, 3.5))
     ax = fig.subplots()
     ax.stackplot([(i + 0.5) / _BINS for i in range(_BINS)], shares, labels=stages, alpha=0.8)
+    n = sum(totals)
+    for start in phase_starts or []:
+        ax.axvline(start / n, color="black", linestyle="--", linewidth=1)
     ax.set(
         xlabel="position (share of records)",
         ylabel="share of stage",
         ylim=(0, 1),
-        title="Stage mix along the curriculum",
+        title="Stage mix along the curriculum (dashed: a new phase starts)",
     )
     ax.legend(loc="upper left")
     return _save(fig, out)

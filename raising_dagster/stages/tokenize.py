@@ -1,7 +1,7 @@
 """Token ids for training frameworks: a Megatron-style `.bin`/`.idx` pair, written streaming.
 
-`.bin`: every record's token ids (plus an end-of-document id when `append_eos`) back to back, in
-position order, as uint16 when the vocabulary fits, else int32.
+`.bin`: every record's token ids, each followed by the id of the configured `eos_token` (if any),
+back to back in position order, as uint16 when the vocabulary fits, else int32.
 `.idx` (Megatron-LM `MMapIndexedDataset`, version 1), little-endian:
   magic b"MMIDIDX\\x00\\x00", u64 version = 1, u8 dtype code (8 = uint16, 4 = int32),
   u64 sequence count n, u64 document-index length n + 1, then int32 sizes[n] (tokens per record),
@@ -11,8 +11,10 @@ position order, as uint16 when the vocabulary fits, else int32.
 from __future__ import annotations
 
 import gzip
+import json
 import struct
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -23,27 +25,79 @@ from tokenizers import Tokenizer
 MAGIC = b"MMIDIDX\x00\x00"
 DTYPE_CODES = {np.dtype(np.uint16): 8, np.dtype(np.int32): 4}
 DEFAULT_TOKENIZER = "smollm2-135m-instruct.tokenizer.json.gz"
+DEFAULT_TOKENIZER_NAME = "SmolLM2-135M-Instruct"
 _BATCH = 2048
 
 
 def load_tokenizer(path: Path | None = None) -> tuple[Tokenizer, str]:
     """A tokenizer and its name: a `tokenizer.json` file or a folder holding one, or by default the
-    embedded teacher's (SmolLM2-135M-Instruct) tokenizer shipped with the package."""
+    embedded teacher's (SmolLM2-135M-Instruct) tokenizer shipped with the package.
+
+    Special-token strings inside a text (`<|endoftext|>`, `<|im_start|>`, ...) are encoded as the
+    plain text they are (`encode_special_tokens`), never as control ids: `add_special_tokens=False`
+    alone only skips the post-processor's BOS/EOS and still matches them."""
     if path is None:
         data = (resources.files("raising_dagster") / "tokenizer" / DEFAULT_TOKENIZER).read_bytes()
-        return Tokenizer.from_str(gzip.decompress(data).decode("utf-8")), "SmolLM2-135M-Instruct"
-    file = path / "tokenizer.json" if path.is_dir() else path
-    if not file.is_file():
-        raise FileNotFoundError(f"no tokenizer.json at {path}")
-    return Tokenizer.from_file(str(file)), str(path)
+        tokenizer = Tokenizer.from_str(gzip.decompress(data).decode("utf-8"))
+        name = DEFAULT_TOKENIZER_NAME
+    else:
+        file = path / "tokenizer.json" if path.is_dir() else path
+        if not file.is_file():
+            raise FileNotFoundError(f"no tokenizer.json at {path}")
+        tokenizer, name = Tokenizer.from_file(str(file)), str(path)
+    tokenizer.encode_special_tokens = True
+    return tokenizer, name
 
 
-def eos_id(tokenizer: Tokenizer) -> int:
-    for token in ("<|endoftext|>", "</s>", "<|im_end|>", "<eos>"):
-        token_id = tokenizer.token_to_id(token)
-        if token_id is not None:
-            return token_id
-    raise ValueError("the tokenizer has no end-of-document token; set append_eos: false")
+def export_tokenizer(path: Path | None, eos_token: str | None, out_dir: Path) -> Path:
+    """Copy the tokenizer into `out_dir` as a Hugging Face tokenizer folder (`tokenizer.json`,
+    and `tokenizer_config.json` naming the end-of-document token), so the corpus carries the exact
+    tokenizer of its ids (Megatron: `--tokenizer-type HuggingFaceTokenizer --tokenizer-model`)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folder = path if path is not None and path.is_dir() else None
+    if path is None:
+        data = (resources.files("raising_dagster") / "tokenizer" / DEFAULT_TOKENIZER).read_bytes()
+        (out_dir / "tokenizer.json").write_bytes(gzip.decompress(data))
+    else:
+        source = path / "tokenizer.json" if folder else path
+        (out_dir / "tokenizer.json").write_bytes(source.read_bytes())
+    config: dict[str, object] = {"tokenizer_class": "PreTrainedTokenizerFast"}
+    if folder is not None and (folder / "tokenizer_config.json").is_file():
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    if eos_token is not None:
+        config["eos_token"] = eos_token
+    (out_dir / "tokenizer_config.json").write_text(
+        json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return out_dir
+
+
+def special_tokens(tokenizer: Tokenizer) -> dict[str, int]:
+    """The tokenizer's special (control) tokens, by content."""
+    return {t.content: i for i, t in tokenizer.get_added_tokens_decoder().items() if t.special}
+
+
+@cache
+def _special_tokens_of(path: Path | None, stamp: tuple[int, int] | None) -> dict[str, int]:
+    return special_tokens(load_tokenizer(path)[0])
+
+
+def check_eos_token(path: Path | None, eos_token: str) -> int:
+    """The id of `eos_token` in the tokenizer at `path` (None: the embedded one); a ValueError
+    when it is not one of its special tokens (so no document text can produce it)."""
+    file = None if path is None else (path / "tokenizer.json" if path.is_dir() else path)
+    if file is not None and not file.is_file():
+        raise ValueError(f"no tokenizer.json at {path}")
+    stat = file.stat() if file is not None else None
+    specials = _special_tokens_of(path, (stat.st_mtime_ns, stat.st_size) if stat else None)
+    if eos_token not in specials:
+        listed = ", ".join(list(specials)[:12]) + (", ..." if len(specials) > 12 else "")
+        raise ValueError(
+            f"eos_token {eos_token!r} is not a special token of the tokenizer "
+            f"{path or DEFAULT_TOKENIZER_NAME}; its special tokens: {listed or 'none'}. Set "
+            "tokenizer.eos_token to its end-of-document token, or null to append none"
+        )
+    return specials[eos_token]
 
 
 @dataclass(frozen=True)
@@ -54,28 +108,60 @@ class TokenizedCorpus:
     dtype: np.dtype
 
 
+def tokenize_dtype(tokenizer: Tokenizer) -> np.dtype:
+    """uint16 when every id fits, else int32."""
+    return np.dtype(np.uint16) if tokenizer.get_vocab_size() <= 65535 else np.dtype(np.int32)
+
+
 def tokenize_parts(
-    parts: list[Path], tokenizer: Tokenizer, out_prefix: Path, append_eos: bool = True
+    parts: list[Path], tokenizer: Tokenizer, out_prefix: Path, eos_token: str | None
 ) -> TokenizedCorpus:
-    """Tokenize the `text` column of ordered Parquet parts into `out_prefix`.bin/.idx."""
-    dtype = np.dtype(np.uint16) if tokenizer.get_vocab_size() <= 65535 else np.dtype(np.int32)
-    eos = [eos_id(tokenizer)] if append_eos else []
+    """Tokenize the `text` column of ordered Parquet parts into `out_prefix`.bin/.idx, each
+    record followed by the id of `eos_token` (None: nothing). Texts are plain text: a control id
+    inside a record is an error, so the only end-of-document ids are the separators."""
+    dtype = tokenize_dtype(tokenizer)
+    tokenizer.encode_special_tokens = True
+    controls = np.fromiter(special_tokens(tokenizer).values(), dtype=np.int64)
+    eos: list[int] = []
+    if eos_token is not None:
+        eos_id = tokenizer.token_to_id(eos_token)
+        if eos_id is None or eos_id not in controls:
+            raise ValueError(f"eos_token {eos_token!r} is not a special token of the tokenizer")
+        eos = [eos_id]
     sizes: list[np.ndarray] = []
-    bin_file = out_prefix.with_suffix(".bin")
+    bin_file = _with(out_prefix, ".bin")
     with bin_file.open("wb") as out:
         for part in parts:
             for batch in pq.ParquetFile(part).iter_batches(batch_size=_BATCH, columns=["text"]):
                 encodings = tokenizer.encode_batch(
                     batch.column("text").to_pylist(), add_special_tokens=False
                 )
+                texts = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+                _refuse_control_ids(texts, controls)
                 arrays = [np.asarray(e.ids + eos, dtype=dtype) for e in encodings]
                 sizes.append(np.fromiter(map(len, arrays), dtype=np.int32, count=len(arrays)))
                 if arrays:
                     out.write(np.concatenate(arrays).tobytes())
     all_sizes = np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int32)
-    idx_file = out_prefix.with_suffix(".idx")
+    idx_file = _with(out_prefix, ".idx")
     _write_index(idx_file, all_sizes, dtype)
     return TokenizedCorpus(bin_file, idx_file, all_sizes, dtype)
+
+
+def _with(prefix: Path, suffix: str) -> Path:
+    """`prefix` + suffix, as Megatron names its files (a dot in the prefix is kept)."""
+    return prefix.with_name(prefix.name + suffix)
+
+
+def _refuse_control_ids(texts: list[np.ndarray], controls: np.ndarray) -> None:
+    if not texts or not controls.size:
+        return
+    hits = np.isin(np.concatenate(texts), controls)
+    if hits.any():
+        raise ValueError(
+            "a document's text encoded to a control token id although special tokens are read "
+            "as plain text; this tokenizer's vocabulary can produce its own special tokens"
+        )
 
 
 def _write_index(path: Path, sizes: np.ndarray, dtype: np.dtype) -> None:
@@ -96,7 +182,7 @@ def _write_index(path: Path, sizes: np.ndarray, dtype: np.dtype) -> None:
 
 def read_tokenized(prefix: Path) -> list[np.ndarray]:
     """Every record's token ids from a `.bin`/`.idx` pair (reads the index as Megatron does)."""
-    with prefix.with_suffix(".idx").open("rb") as handle:
+    with _with(prefix, ".idx").open("rb") as handle:
         if handle.read(len(MAGIC)) != MAGIC:
             raise ValueError(f"{prefix}.idx is not a Megatron index")
         (version,) = struct.unpack("<Q", handle.read(8))
@@ -108,7 +194,7 @@ def read_tokenized(prefix: Path) -> list[np.ndarray]:
     if version != 1:
         raise ValueError(f"unsupported index version {version}")
     dtype = next(d for d, c in DTYPE_CODES.items() if c == code)
-    tokens = np.memmap(prefix.with_suffix(".bin"), dtype=dtype, mode="r")
+    tokens = np.memmap(_with(prefix, ".bin"), dtype=dtype, mode="r")
     return [
         np.asarray(tokens[p // dtype.itemsize : p // dtype.itemsize + s])
         for p, s in zip(pointers, sizes, strict=True)

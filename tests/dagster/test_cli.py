@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
+import yaml
 
 from tests.conftest import HONESTY_CODEX
 
@@ -48,7 +50,7 @@ def test_run_publishes_and_summarizes(tmp_path: Path, landing: Path) -> None:
 
 def test_invalid_codex_is_a_clear_error(tmp_path: Path, landing: Path) -> None:
     codex = tmp_path / "codex.yaml"
-    codex.write_text("version: 1\ndefault_value: missing\nvalues: []\n", encoding="utf-8")
+    codex.write_text("version: 2\nvalues: []\n", encoding="utf-8")
     result = _run(
         "run",
         "--landing",
@@ -78,3 +80,114 @@ def test_synth_writes_the_requested_documents(tmp_path: Path) -> None:
     frames = [pl.read_ndjson(p) for p in sorted((tmp_path / "s").glob("*.jsonl"))]
     assert [f.height for f in frames] == [9, 8, 8]
     assert pl.concat(frames)["id"].n_unique() == 25
+
+
+# Exit codes (README, "Exit codes"): 0 published, 1 a run failed, 2 usage error, 3 publication
+# refused by a quality check, 4 configuration or input unusable.
+
+
+def test_quality_gate_refusal_has_its_own_exit_code(tmp_path: Path, landing: Path) -> None:
+    # the bundled codex asks every stage to carry values this small corpus does not have
+    result = _run("run", "--landing", str(landing), "--out", str(tmp_path / "o"), home=tmp_path)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "each_stage_covers_each_value_at_min_share" in result.stderr
+    assert "Publication refused by quality checks" in result.stderr
+    assert not (tmp_path / "o" / "training_ready").exists()
+
+
+def test_unknown_teacher_is_a_usage_error(tmp_path: Path) -> None:
+    result = _run("run", "--out", str(tmp_path / "o"), "--teacher", "gpt5", home=tmp_path)
+    assert result.returncode == 2
+    assert "Invalid value for '--teacher'" in result.stderr
+    assert "'template', 'vllm', 'openai'" in result.stderr
+
+
+def _one_clear_line(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 4, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_malformed_config_yaml_is_one_line_exit_4(tmp_path: Path, landing: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("teacher:\n  backend: [openai\n", encoding="utf-8")
+    args = ("--landing", str(landing), "--out", str(tmp_path / "o"), "--config", str(config))
+    _one_clear_line(_run("run", *args, home=tmp_path), "bad.yaml is not valid YAML", "line 3")
+
+
+def test_missing_config_file_is_one_line_exit_4(tmp_path: Path, landing: Path) -> None:
+    missing = str(tmp_path / "nope.yaml")
+    args = ("--landing", str(landing), "--out", str(tmp_path / "o"), "--config", missing)
+    _one_clear_line(_run("run", *args, home=tmp_path), "nope.yaml does not exist")
+    _one_clear_line(_run("cache", "stats", "--config", missing, home=tmp_path), "nope.yaml")
+
+
+def test_missing_landing_folder_is_one_line_exit_4(tmp_path: Path) -> None:
+    args = ("--landing", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
+    _one_clear_line(_run("run", *args, home=tmp_path), "landing folder", "nowhere")
+
+
+def test_invalid_settings_value_is_exit_4(tmp_path: Path, landing: Path) -> None:
+    config = tmp_path / "s.yaml"
+    config.write_text("teacher:\n  llm_share: 3\n", encoding="utf-8")
+    args = ("--landing", str(landing), "--out", str(tmp_path / "o"), "--config", str(config))
+    result = _run("run", *args, home=tmp_path)
+    assert result.returncode == 4 and "Traceback" not in result.stderr
+    assert "llm_share" in result.stderr
+
+
+def test_a_failing_step_exits_1(
+    tmp_path: Path, landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from raising_dagster.cli import main
+
+    def broken(settings):
+        raise RuntimeError("the teacher's engine died")
+
+    monkeypatch.setattr("raising_dagster.resources.teacher.build_teacher", broken)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    out = tmp_path / "o"
+    result = CliRunner().invoke(
+        main,
+        ["run", "--landing", str(landing), "--out", str(out), "--codex", str(HONESTY_CODEX)],
+    )
+    assert result.exit_code == 1, result.output
+    assert "the teacher's engine died" in result.output
+    assert "Publication stopped" in result.output
+
+
+def test_settings_precedence_through_the_cli(tmp_path: Path) -> None:
+    """defaults < YAML (`--config`) < RAISING_* env vars < flags, as `raising run` applies them."""
+    from click.testing import CliRunner
+
+    from raising_dagster.cli import main
+
+    landing = tmp_path / "yaml-landing"
+    config = tmp_path / "s.yaml"
+    config.write_text(
+        f"landing_dir: {landing}\nstore_dir: /yaml/store\n"
+        "teacher:\n  backend: openai\n  model: my-served-model\n",
+        encoding="utf-8",
+    )
+    env = {"RAISING_TEACHER__LLM_SHARE": "0.1", "RAISING_STORE_DIR": "/env/store"}
+
+    def shown(*flags: str) -> dict:
+        result = CliRunner().invoke(main, ["settings", "--config", str(config), *flags], env=env)
+        assert result.exit_code == 0, result.output
+        return yaml.safe_load(result.output)
+
+    plain = shown()
+    assert (plain["teacher"]["backend"], plain["teacher"]["model"]) == ("openai", "my-served-model")
+    assert plain["teacher"]["llm_share"] == 0.1  # env, beside the YAML section
+    assert plain["teacher"]["max_attempts"] == 3  # default
+    assert plain["store_dir"] == "/env/store"  # env over YAML
+    assert plain["landing_dir"] == str(landing)  # YAML: the flag's absence does not override it
+    flagged = shown("--teacher", "template", "--out", "/flag/store", "--landing", "/flag/land")
+    assert flagged["teacher"]["backend"] == "template"
+    assert flagged["teacher"]["model"] == "my-served-model"
+    assert flagged["store_dir"] == "/flag/store" and flagged["landing_dir"] == "/flag/land"

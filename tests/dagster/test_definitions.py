@@ -33,6 +33,30 @@ def test_asset_graph_groups_and_partitions() -> None:
         assert (node.partitions_def is not None) == partitioned
 
 
+EXPECTED_KINDS = {
+    "raw_docs": {"polars", "parquet"},
+    "first_person_docs": {"polars", "parquet"},
+    "experiential_docs": {"polars", "parquet"},
+    "social_docs": {"polars", "parquet"},
+    "scored_docs": {"polars", "parquet"},
+    "ordered_docs": {"duckdb", "parquet"},
+    "training_ready_corpus": {"duckdb", "parquet", "huggingface"},
+}
+
+
+def test_assets_declare_kinds_and_the_shard_assets_their_column_schema() -> None:
+    """Dagster's conventions: `kinds` for the catalog's icons and filters, and the standard
+    `dagster/column_schema` where the schema is known before any run."""
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        name = key.to_user_string()
+        assert node.kinds == EXPECTED_KINDS[name], name
+        if node.partitions_def is not None:
+            schema = node.metadata["dagster/column_schema"]
+            assert schema.columns and all(c.type for c in schema.columns), name
+
+
 def test_blocking_checks_guard_the_framed_assets() -> None:
     graph = defs.resolve_asset_graph()
     keys = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}

@@ -53,7 +53,7 @@ def _good_docs(prefix: str, n: int) -> list[dict]:
 
 def _published_docs(store: Path) -> pl.DataFrame:
     return (
-        pl.read_parquet(store / "training_ready" / "part-*.parquet")
+        pl.read_parquet(store / "training_ready" / "data" / "*.parquet")
         .select("shard", "source_doc_id")
         .unique()
     )
@@ -81,7 +81,10 @@ def test_a_deleted_shard_leaves_the_corpus_and_the_manifest(
     assert manifest["withdrawn_shards"] == [
         {"shard": "beta.jsonl", "reason": "removed_from_landing"}
     ]
-    assert manifest["records"] == pl.read_parquet(store / "training_ready" / "*.parquet").height
+    assert (
+        manifest["records"]
+        == pl.read_parquet(store / "training_ready" / "data" / "*.parquet").height
+    )
 
     # back unchanged: back in the corpus
     write_jsonl(
@@ -130,7 +133,7 @@ def test_ids_one_to_n_in_every_shard_all_reach_the_corpus(
     store = tmp_path / "store"
     report = run_pipeline(_raising(landing, store), instance)
     assert report.published, report.failures
-    records = pl.read_parquet(store / "training_ready" / "part-*.parquet")
+    records = pl.read_parquet(store / "training_ready" / "data" / "*.parquet")
     assert records["doc_id"].is_unique().all()
     assert _published_docs(store).height == 18
 
@@ -373,7 +376,7 @@ def test_a_hostile_landing_folder_publishes_and_every_record_is_accounted_for(
     assert report.published, report.failures
     out = store / "training_ready"
     manifest = json.loads((out / "manifest.json").read_text())
-    records = pl.read_parquet(out / "part-*.parquet")
+    records = pl.read_parquet(out / "data" / "*.parquet")
 
     # files that cannot be read are recorded at file level, with a reason
     assert {(s["name"], s["reason"]) for s in manifest["skipped_files"]} == {

@@ -10,7 +10,7 @@ from dagster import AssetKey, DagsterInstance
 from raising_dagster.resources import RaisingResource
 from raising_dagster.runner import run_pipeline
 from raising_dagster.schema import TRAINING_COLUMNS
-from raising_dagster.stages.tokenize import eos_id, load_tokenizer, read_tokenized
+from raising_dagster.stages.tokenize import load_tokenizer, read_tokenized
 from raising_dagster.teacher import TemplateTeacher
 from tests.conftest import HONESTY_CODEX, write_jsonl
 
@@ -34,7 +34,7 @@ def test_two_shards_publish_an_ordered_corpus_with_manifest(
     assert report.shards == ["alpha.jsonl", "beta.jsonl"]
 
     manifest = json.loads((store / "training_ready" / "manifest.json").read_text())
-    records = pl.read_parquet(store / "training_ready" / "part-*.parquet")
+    records = pl.read_parquet(store / "training_ready" / "data" / "*.parquet")
     assert set(TRAINING_COLUMNS) <= set(records.columns)
     assert records["position"].to_list() == list(range(records.height))
     assert manifest["records"] == records.height
@@ -71,6 +71,44 @@ def test_two_shards_publish_an_ordered_corpus_with_manifest(
         "beta.jsonl",
     }
     assert instance.get_latest_materialization_event(AssetKey("training_ready_corpus"))
+    _assert_standard_table_metadata(instance, store)
+
+
+def _assert_standard_table_metadata(instance: DagsterInstance, store: Path) -> None:
+    """Every materialization carries `dagster/row_count` and `dagster/column_schema`, true to the
+    files it wrote (the catalog shows them without custom keys)."""
+    files = {
+        "ordered_docs": [store / "ordered_docs" / "ordered.parquet"],
+        "training_ready_corpus": [store / "training_ready" / "data" / "*.parquet"],
+    }
+    for asset in ("raw_docs", "first_person_docs", "experiential_docs", "social_docs"):
+        files[asset] = [store / asset / "alpha.jsonl.parquet", store / asset / "beta.jsonl.parquet"]
+    files["scored_docs"] = [store / "scored_docs" / f"{s}.jsonl.parquet" for s in ("alpha", "beta")]
+    for asset, paths in files.items():
+        events = instance.fetch_materializations(AssetKey(asset), limit=10).records
+        assert len(events) == len(paths), asset
+        by_partition = {e.partition_key: e.asset_materialization.metadata for e in events}
+        for path in paths:
+            metadata = (
+                by_partition[path.name.removesuffix(".parquet")]
+                if len(paths) > 1
+                else (next(iter(by_partition.values())))
+            )
+            frame = pl.read_parquet(path)
+            assert metadata["dagster/row_count"].value == frame.height, asset
+            schema = metadata["dagster/column_schema"].value
+            assert [c.name for c in schema.columns] == frame.columns, asset
+            assert [c.type for c in schema.columns] == [str(t) for t in frame.dtypes], asset
+            if len(paths) > 1:
+                assert metadata["dagster/partition_row_count"].value == frame.height
+                declared = defs_schema(asset)
+                assert [c.name for c in declared.columns] == frame.columns, asset
+
+
+def defs_schema(asset: str):
+    from raising_dagster.definitions import defs
+
+    return defs.resolve_asset_graph().get(AssetKey(asset)).metadata["dagster/column_schema"]
 
 
 def json_lines(path: Path) -> list[dict]:
@@ -123,11 +161,13 @@ def test_token_files_decode_back_to_the_parquet_texts(
     ).published
     out = store / "training_ready"
     manifest = json.loads((out / "manifest.json").read_text())
-    records = pl.read_parquet(out / "part-*.parquet").sort("position")
+    records = pl.read_parquet(out / "data" / "*.parquet").sort("position")
     tokenizer, _ = load_tokenizer(None)
-    sequences = read_tokenized(out / "tokens")
+    sequences = [
+        ids for prefix in manifest["tokenized"]["prefixes"] for ids in read_tokenized(out / prefix)
+    ]
     assert len(sequences) == records.height
-    eos = eos_id(tokenizer)
+    eos = tokenizer.token_to_id(manifest["tokenized"]["eos_token"])
     for ids, text in zip(sequences, records["text"], strict=True):
         assert ids[-1] == eos
         assert tokenizer.decode(ids[:-1].tolist(), skip_special_tokens=False) == text
@@ -148,10 +188,10 @@ def test_adding_a_shard_keeps_the_in_stage_order_of_the_others(
         landing_dir=str(landing), store_dir=str(store), codex_path=str(HONESTY_CODEX)
     )
     assert run_pipeline(raising, instance).published
-    before = pl.read_parquet(store / "training_ready" / "part-*.parquet")
+    before = pl.read_parquet(store / "training_ready" / "data" / "*.parquet")
     write_jsonl(landing / "gamma.jsonl", [{**d, "id": d["id"] + "-g"} for d in docs])
     assert run_pipeline(raising, instance).published
-    after = pl.read_parquet(store / "training_ready" / "part-*.parquet")
+    after = pl.read_parquet(store / "training_ready" / "data" / "*.parquet")
     manifest = json.loads((store / "training_ready" / "manifest.json").read_text())
     assert [s["shard"] for s in manifest["input_shards"]] == [
         "alpha.jsonl",
