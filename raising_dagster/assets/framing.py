@@ -5,7 +5,6 @@ from collections.abc import Callable
 import polars as pl
 from dagster import (
     AssetExecutionContext,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -119,7 +118,6 @@ def _frame(
     group_name=GROUP,
     partitions_def=raw_shards,
     deps=[scored_docs],
-    backfill_policy=BackfillPolicy.multi_run(1),
     check_specs=[
         blocking_check(FIRST_PERSON_FRAMED, "first_person_docs", raw_shards),
         blocking_check(FIRST_PERSON_SUITE, "first_person_docs", raw_shards),
@@ -166,7 +164,6 @@ def first_person_docs(
     group_name=GROUP,
     partitions_def=raw_shards,
     deps=[first_person_docs],
-    backfill_policy=BackfillPolicy.multi_run(1),
     check_specs=[
         blocking_check(EXPERIENCE_REFLECTED, "experiential_docs", raw_shards),
         blocking_check(EXPERIENTIAL_SUITE, "experiential_docs", raw_shards),
@@ -205,7 +202,6 @@ def experiential_docs(
     group_name=GROUP,
     partitions_def=raw_shards,
     deps=[experiential_docs, raw_docs],
-    backfill_policy=BackfillPolicy.multi_run(1),
     check_specs=[
         blocking_check(DIALOGUE_PARSES, "social_docs", raw_shards),
         blocking_check(SOCIAL_SUITE, "social_docs", raw_shards),

@@ -3,7 +3,6 @@
 import polars as pl
 from dagster import (
     AssetExecutionContext,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -34,7 +33,6 @@ RAW_SUITE = "raw_docs_meet_expectation_suite"
 @asset(
     group_name=GROUP,
     partitions_def=raw_shards,
-    backfill_policy=BackfillPolicy.multi_run(1),
     check_specs=[
         blocking_check(RECORDS_CONSERVED, "raw_docs", raw_shards),
         blocking_check(RAW_SUITE, "raw_docs", raw_shards),

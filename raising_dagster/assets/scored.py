@@ -1,7 +1,7 @@
 """`scored_docs`: difficulty and value signals per document of a shard."""
 
 import polars as pl
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from raising_dagster.assets.common import (
     GROUP,
@@ -27,7 +27,6 @@ SCORED_SUITE = "scored_docs_meet_expectation_suite"
     group_name=GROUP,
     partitions_def=raw_shards,
     deps=[raw_docs],
-    backfill_policy=BackfillPolicy.multi_run(1),
     check_specs=[blocking_check(SCORED_SUITE, "scored_docs", raw_shards)],
     kinds=POLARS_KINDS,
     metadata=schema_metadata(SCORE_SCHEMA),
