@@ -8,6 +8,7 @@ from raising_dagster.assets.framing import experiential_docs, first_person_docs,
 from raising_dagster.assets.raw import raw_docs
 from raising_dagster.assets.scored import scored_docs
 from raising_dagster.jobs import publish_curriculum_job, raise_shard_job
+from raising_dagster.logs import console_logger
 from raising_dagster.resources import RaisingResource, TeacherResource
 from raising_dagster.sensors import raw_shard_sensor
 
@@ -30,6 +31,7 @@ def build_definitions(raising: RaisingResource | None = None) -> Definitions:
         jobs=[raise_shard_job, publish_curriculum_job],
         sensors=[raw_shard_sensor],
         resources={"raising": raising, "teacher": TeacherResource(raising=raising)},
+        loggers={"console": console_logger},
         # every run (jobs and ad-hoc materializations from the UI) in one process, so the
         # teacher's engine starts once a run, not once a step
         executor=in_process_executor,

@@ -164,9 +164,68 @@ def check_result(
     )
 
 
+_SUITE = (
+    "The {asset} records meet their Great Expectations suite (raising_dagster/expectations/"
+    "{asset}.json: {what}); the failed expectations are listed with their why."
+)
+# What each blocking check asserts, shown with the check in the UI (README: Quality gates).
+CHECK_DESCRIPTIONS = {
+    "records_in_equal_kept_plus_quarantined": "Every record read from the shard is kept or "
+    "quarantined with a reason: records in = kept + quarantined.",
+    "raw_docs_meet_expectation_suite": _SUITE.format(
+        asset="raw_docs", what="ids present and unique, texts non-empty and within length, kinds"
+    ),
+    "scored_docs_meet_expectation_suite": _SUITE.format(
+        asset="scored_docs",
+        what="difficulty and rare-word rate in [0, 1], MTLD >= 0, grade clamped, tokens >= 1",
+    ),
+    "every_record_framed_in_first_person": "At least checks.min_framed_share of the records "
+    "open in the first person; the unframed ones are listed.",
+    "first_person_docs_meet_expectation_suite": _SUITE.format(
+        asset="first_person_docs", what="framing, lengths, lineage columns non-null"
+    ),
+    "every_record_has_first_person_reflection": "At least checks.min_framed_share of the "
+    "records close with a first-person reflection; the others are listed.",
+    "experiential_docs_meet_expectation_suite": _SUITE.format(
+        asset="experiential_docs", what="reflection, lengths, lineage columns non-null"
+    ),
+    "every_record_is_dialogue_with_i_speaking": "At least checks.min_framed_share of the "
+    'records are `Name: text` dialogues in which the "I" speaks; the others are listed.',
+    "social_docs_meet_expectation_suite": _SUITE.format(
+        asset="social_docs", what="dialogues of two turns or more, lengths, lineage non-null"
+    ),
+    "positions_contiguous_and_stages_non_decreasing": "Positions are 0..n-1; pacing time never "
+    "goes back; with step pacing and no hold-back no record steps back to an earlier stage.",
+    "each_stage_covers_each_value_at_min_share": "Each curriculum stage has at least the codex's "
+    "min_share of records carrying each value; uncovered stage/value pairs are listed.",
+    "stage_median_difficulty_rising": "The median difficulty strictly rises from each non-empty "
+    "stage to the next.",
+    "no_record_is_raw_text_without_framing": "No record equals or starts with its raw source "
+    "text; every record is framed for its variant.",
+    "every_record_traces_to_raw_doc_prompt_and_model": "Every record's source_doc_id is a raw "
+    "document of its shard, and its prompt id, prompt hash, teacher backend and model are set.",
+    "every_kept_doc_in_curriculum_or_excluded_with_reason": "Every kept raw document of the "
+    "ordered shards is in the curriculum or listed in ordered_docs/exclusions.parquet with a "
+    "reason; pending shards are named.",
+    "ordered_docs_meet_expectation_suite": _SUITE.format(
+        asset="ordered_docs", what="stages, variants, positions unique and contiguous, lineage"
+    ),
+    "quarantined_share_within_limit": "Quarantined records over records in, across the "
+    "published shards, is at most checks.max_quarantined_share; the most quarantined shards "
+    "are listed.",
+}
+
+
 def blocking_check(
     name: str, asset: str, partitions_def: PartitionsDefinition | None = None
 ) -> AssetCheckSpec:
-    """A blocking check spec, partitioned like its asset (so the instance keeps each partition's
-    latest result, which training_ready_corpus reads before it publishes)."""
-    return AssetCheckSpec(name, asset=asset, blocking=True, partitions_def=partitions_def)
+    """A blocking check spec with its description (CHECK_DESCRIPTIONS), partitioned like its
+    asset (so the instance keeps each partition's latest result, which training_ready_corpus
+    reads before it publishes)."""
+    return AssetCheckSpec(
+        name,
+        asset=asset,
+        blocking=True,
+        partitions_def=partitions_def,
+        description=CHECK_DESCRIPTIONS[name],
+    )

@@ -88,6 +88,14 @@ def test_blocking_checks_guard_the_framed_assets() -> None:
         assert spec.partitions_def == graph.get(key.asset_key).partitions_def, key
 
 
+def test_every_check_says_what_it_asserts() -> None:
+    """Issue 11, item 4: no check shows "No description provided" in the UI."""
+    graph = defs.resolve_asset_graph()
+    for key in graph.asset_check_keys:
+        description = graph.get_check_spec(key).description
+        assert description and len(description) > 40, key
+
+
 def test_jobs_and_sensor_are_defined() -> None:
     assert defs.resolve_job_def("raise_shard").partitions_def is not None
     assert defs.resolve_job_def("publish_curriculum").partitions_def is None
