@@ -20,6 +20,7 @@ import polars as pl
 from pydantic import ValidationError
 
 from raising_dagster.config import RaisingSettings, TeacherSettings, load_settings
+from raising_dagster.store import StoreLayout
 
 _PATH = click.Path(path_type=Path)
 EXIT_FAILED = 1
@@ -348,3 +349,163 @@ def teacher_prepare(data_dir: Path) -> None:
     from raising_dagster.teacher.smollm2 import ensure_smollm2
 
     click.echo(f"SmolLM2 ready: {ensure_smollm2(data_dir)}")
+
+
+# Audit: publications, record-level trace, withdrawals, the audit report (STORE = `--out` of run).
+_OUT = click.option(
+    "--out",
+    "--store",
+    "out",
+    type=_PATH,
+    default=None,
+    help="Store folder (the --out of `raising run`) [default: from config: data/store].",
+)
+_PUBLICATION = click.option(
+    "--publication",
+    default=None,
+    help="Publication id (`raising publications list`) [default: the current one].",
+)
+
+
+def _layout(out: Path | None, config: Path | None = None) -> StoreLayout:
+    root, _ = _store_settings(out, config)
+    return StoreLayout(Path(root))
+
+
+def _publication_folder(out: Path | None, publication: str | None) -> Path:
+    from raising_dagster.store import resolve_publication
+
+    try:
+        return resolve_publication(_layout(out), publication)
+    except FileNotFoundError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+@main.group()
+def publications() -> None:
+    """Every publication of the training-ready corpus (STORE/publications/<id>)."""
+
+
+@publications.command("list")
+@_OUT
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def publications_list(out: Path | None, as_json: bool) -> None:
+    """The kept publications, oldest first; * marks the current one (STORE/training_ready)."""
+    from raising_dagster.store import list_publications
+
+    found = list_publications(_layout(out))
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo("no publications")
+        return
+    for p in found:
+        click.echo(
+            f"{'*' if p['current'] else ' '} {p['id']:<32} {p['published_at'] or 'unknown':<20} "
+            f"{p['records'] or 0:>9} records {p['shards']:>5} shards "
+            f"{p['withdrawals']:>4} withdrawn {p['bytes'] / 1e6:>9.1f} MB"
+        )
+
+
+@publications.command("prune")
+@_OUT
+@click.option(
+    "--keep",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="How many of the newest publications to keep (the current one is always kept).",
+)
+@click.option("--dry-run", is_flag=True)
+def publications_prune(out: Path | None, keep: int, dry_run: bool) -> None:
+    """Remove old publications."""
+    from raising_dagster.store import prune_publications
+
+    removed = prune_publications(_layout(out), keep, dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {len(removed)} publication(s)" + "".join(f"\n  {r}" for r in removed))
+
+
+@main.command()
+@click.argument("ident", metavar="ID")
+@_OUT
+@_PUBLICATION
+@click.option("--json", "as_json", is_flag=True, help="Print the whole chain as JSON.")
+@click.option("--full", is_flag=True, help="Print texts whole, not cut.")
+def trace(ident: str, out: Path | None, publication: str | None, as_json: bool, full: bool) -> None:
+    """Follow a record through a publication: ID is a training record's doc_id
+    (shard/doc#variant), a position, or a raw document id (shard/doc or doc). Prints the raw text
+    and where it came from, scores, each stage's output and how it was made (model, prompt,
+    seed, attempts, fallback, cache, Dagster run), and the training records it became."""
+    from raising_dagster.stages.lineage import TraceNotFound, format_trace
+    from raising_dagster.stages.lineage import trace as trace_record
+
+    folder = _publication_folder(out, publication)
+    try:
+        found = trace_record(folder, ident)
+    except TraceNotFound as exc:
+        raise InvalidInput(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(found, indent=2, default=str))
+    else:
+        click.echo(format_trace(found, full))
+
+
+@main.command()
+@click.argument("doc_ids", nargs=-1, metavar="[DOC_ID]...")
+@click.option("--shard", "shards", multiple=True, help="Withdraw a whole shard (repeatable).")
+@click.option(
+    "--reason",
+    default="withdrawn_on_request",
+    show_default=True,
+    help="Why (e.g. license, privacy); listed in the manifest.",
+)
+@_OUT
+def withdraw(
+    doc_ids: tuple[str, ...], shards: tuple[str, ...], reason: str, out: Path | None
+) -> None:
+    """Withdraw raw documents (shard/doc_id, a training doc_id, or a doc_id unique in the store)
+    or whole shards: the next publication drops every record derived from them and lists the
+    withdrawal. Without arguments, lists the standing withdrawals."""
+    from raising_dagster.stages.shards import Withdrawals, find_documents
+    from raising_dagster.store import write_json
+
+    layout = _layout(out)
+    standing = Withdrawals.load(layout.withdrawals_file)
+    if not doc_ids and not shards:
+        click.echo(json.dumps(standing.to_json(), indent=2))
+        return
+    if not reason.strip() or any(c in reason for c in "\n|"):
+        raise InvalidInput("--reason must be one line of text")
+    try:
+        documents = find_documents(layout, list(doc_ids))
+    except LookupError as exc:
+        raise InvalidInput(str(exc)) from exc
+    unknown = [s for s in shards if not layout.shard_file("raw_docs", s).exists()]
+    if unknown:
+        raise InvalidInput(f"no raised shard named {', '.join(unknown)} in {layout.root}")
+    updated = standing.with_documents(documents, reason).with_shards(list(shards), reason)
+    write_json(updated.to_json(), layout.withdrawals_file)
+    for shard, doc in documents:
+        click.echo(f"withdrawn: document {shard}/{doc} ({reason})")
+    for shard in shards:
+        click.echo(f"withdrawn: shard {shard} ({reason})")
+    click.echo(
+        "The next publication (raising run, or publish_curriculum in the UI) drops every record "
+        "derived from them and lists the withdrawal in its manifest."
+    )
+
+
+@main.command()
+@_OUT
+@_PUBLICATION
+@click.option(
+    "--to", "to", type=_PATH, default=None, help="Write here [default: in the publication]."
+)
+def report(out: Path | None, publication: str | None, to: Path | None) -> None:
+    """Write the self-contained HTML audit report of a publication; prints its path."""
+    from raising_dagster.stages.report import write_report
+
+    folder = _publication_folder(out, publication)
+    click.echo(write_report(folder, to))

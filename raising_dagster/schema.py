@@ -74,6 +74,12 @@ SCORE_SCHEMA: dict[str, pl.DataType] = {
     "safety_flag": pl.String(),
 }
 
+# The Dagster run that wrote a per-shard file, added by the assets to every record of raw_docs,
+# scored_docs and the framing stages (the lineage table of a publication links each training
+# record to the run of each stage through it).
+RUN_ID = "run_id"
+STORED: dict[str, pl.DataType] = {RUN_ID: pl.String()}
+
 TRAINING_COLUMNS: tuple[str, ...] = (
     "position",
     "stage",

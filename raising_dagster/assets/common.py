@@ -16,6 +16,7 @@ from dagster import (
     MetadataValue,
     PartitionsDefinition,
     TableColumn,
+    TableRecord,
     TableSchema,
 )
 
@@ -141,6 +142,37 @@ def preview(frame: pl.DataFrame, columns: list[str], rows: int = 3) -> MetadataV
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in head.iter_rows()]
     return MetadataValue.md("\n".join(lines))
+
+
+def table_value(rows: list[dict[str, Any]], columns: list[str]) -> MetadataValue:
+    """Dagster's table metadata (shown inline in the UI, unlike long markdown): one record per
+    row, values as plain strings, ints, floats or booleans (None as an empty string)."""
+
+    def plain(value: Any) -> str | int | float | bool:
+        if value is None:
+            return ""
+        if isinstance(value, list | tuple):
+            return ", ".join(str(v) for v in value)
+        return value if isinstance(value, str | int | float | bool) else str(value)
+
+    return MetadataValue.table(
+        records=[TableRecord({c: plain(row.get(c)) for c in columns}) for row in rows],
+        schema=TableSchema(columns=[TableColumn(c) for c in columns]),
+    )
+
+
+def frame_table(frame: pl.DataFrame, columns: list[str], rows: int = 5) -> MetadataValue:
+    """The first rows of a frame as table metadata, long texts cut to an excerpt."""
+    head = (
+        frame.head(rows)
+        .select(columns)
+        .with_columns(
+            pl.col(c).str.slice(0, _PREVIEW_CHARS).str.replace_all(r"\s+", " ")
+            for c in columns
+            if frame.schema[c] == pl.String
+        )
+    )
+    return table_value(head.to_dicts(), columns)
 
 
 def counts_by(frame: pl.DataFrame, column: str) -> dict[str, int]:

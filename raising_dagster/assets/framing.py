@@ -26,7 +26,7 @@ from raising_dagster.expectations.invariants import framing_coverage
 from raising_dagster.partitions import raw_shards
 from raising_dagster.progress import stage_progress
 from raising_dagster.resources import RaisingResource, TeacherResource
-from raising_dagster.schema import REWRITE_SCHEMA
+from raising_dagster.schema import REWRITE_SCHEMA, RUN_ID, STORED
 from raising_dagster.stages import rewrite
 from raising_dagster.stages.rewrite import BatchDone, teacher_summary
 from raising_dagster.store import write_parquet
@@ -51,7 +51,10 @@ def _result(
     throughput: dict[str, float],
 ) -> MaterializeResult:
     path = raising.layout.shard_file(asset, context.partition_key)
-    frame = frame.cast(REWRITE_SCHEMA)  # typed even when empty (a shard with no readable record)
+    # typed even when empty (a shard with no readable record); each record names its run
+    frame = frame.cast(REWRITE_SCHEMA).with_columns(
+        pl.lit(context.run.run_id, pl.String).alias(RUN_ID)
+    )
     write_parquet(frame, path)
     outcome = framing_coverage(frame, variant, raising.settings.checks.min_framed_share)
     summary = teacher_summary(frame)
@@ -123,7 +126,7 @@ def _frame(
         blocking_check(FIRST_PERSON_SUITE, "first_person_docs", raw_shards),
     ],
     kinds=POLARS_KINDS,
-    metadata=schema_metadata(REWRITE_SCHEMA),
+    metadata=schema_metadata({**REWRITE_SCHEMA, **STORED}),
 )
 def first_person_docs(
     context: AssetExecutionContext, raising: RaisingResource, teacher: TeacherResource
@@ -169,7 +172,7 @@ def first_person_docs(
         blocking_check(EXPERIENTIAL_SUITE, "experiential_docs", raw_shards),
     ],
     kinds=POLARS_KINDS,
-    metadata=schema_metadata(REWRITE_SCHEMA),
+    metadata=schema_metadata({**REWRITE_SCHEMA, **STORED}),
 )
 def experiential_docs(
     context: AssetExecutionContext, raising: RaisingResource, teacher: TeacherResource
@@ -207,7 +210,7 @@ def experiential_docs(
         blocking_check(SOCIAL_SUITE, "social_docs", raw_shards),
     ],
     kinds=POLARS_KINDS,
-    metadata=schema_metadata(REWRITE_SCHEMA),
+    metadata=schema_metadata({**REWRITE_SCHEMA, **STORED}),
 )
 def social_docs(
     context: AssetExecutionContext, raising: RaisingResource, teacher: TeacherResource

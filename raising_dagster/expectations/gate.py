@@ -195,3 +195,28 @@ def refusal(problems: Sequence[CheckProblem]) -> str:
         lines.append(f"{len(found)} {status}: {ADVICE[status]}.")
         lines += [f"- {p.line()}" for p in found]
     return "\n".join(lines)
+
+
+def left_out_reason(
+    instance: DagsterInstance, guarded: Sequence[AssetsDefinition], shard: str
+) -> dict[str, str]:
+    """Why a registered shard without every rendering is left out of a publication: its blocking
+    checks failed (`failed_checks`, named), its run failed (`run_failed`), it is being raised
+    (`in_progress`), or it was never raised through every stage (`not_raised`)."""
+    problems = blocking_failures(instance, guarded, [shard])
+    failed = [p for p in problems if p.status == FAILED]
+    if failed:
+        return {
+            "shard": shard,
+            "reason": "failed_checks",
+            "detail": "; ".join(f"{p.asset}.{p.check}: {p.description}" for p in failed),
+        }
+    for status, reason in ((EXECUTION_FAILED, "run_failed"), (IN_PROGRESS, "in_progress")):
+        found = [p for p in problems if p.status == status]
+        if found:
+            return {"shard": shard, "reason": reason, "detail": f"run {found[0].run_id}"}
+    return {
+        "shard": shard,
+        "reason": "not_raised",
+        "detail": "not yet materialized through every shard asset (raise_shard)",
+    }
