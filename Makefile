@@ -15,7 +15,7 @@ export DAGSTER_HOME := $(DATA)/dagster_home
 export GX_ANALYTICS_ENABLED := False
 export VLLM_LOGGING_LEVEL ?= WARNING
 
-.PHONY: demo test ui lint bench bench-teacher bench-cache clean
+.PHONY: demo test ui lint bench bench-teacher bench-cache clean browser-deps
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,20 @@ demo: $(DEMO_DEPS) $(DAGSTER_HOME)/dagster.yaml
 	$(if $(filter vllm,$(TEACHER)),$(BIN)/raising teacher prepare --data-dir $(DATA))
 	$(DEMO_ENV) $(BIN)/raising run --out $(STORE) --teacher $(TEACHER)
 
-## test: ruff and the whole test suite, the real vLLM engine and server tests included
-test: $(BIN)/.vllm-installed
+## browser-deps: Debian's Chromium and its driver for the browser tests, installed when missing
+## (needs root, as on CI; elsewhere install them once: apt-get install chromium chromium-driver)
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	  else \
+	    echo "chromium/chromedriver missing and not root: the browser tests will be skipped"; \
+	  fi; \
+	fi
+
+## test: ruff and the whole test suite, the real vLLM engine and server tests and the browser
+## tests (Chromium against dagster dev) included
+test: $(BIN)/.vllm-installed browser-deps
 	$(BIN)/ruff check raising_dagster tests benchmarks
 	$(BIN)/pytest
 

@@ -104,7 +104,8 @@ def publish(layout: StoreLayout, staging: Path, publication_id: str) -> Path:
     link = layout.training_dir
     if link.is_dir() and not link.is_symlink():
         _adopt_folder(layout)
-    tmp = link.with_name(f".{link.name}.link-{uuid.uuid4().hex}.tmp")
+    # named like a staging folder, so the runner clears it if a kill leaves it behind
+    tmp = link.with_name(f".{link.name}.staging-link-{uuid.uuid4().hex}")
     os.symlink(Path(PUBLICATIONS) / publication_id, tmp, target_is_directory=True)
     os.replace(tmp, link)
     return target
