@@ -2,6 +2,7 @@
 trace`, `raising withdraw`, left-out shards, `raising report`. Real runs on a real instance; the
 CLI as a user runs it (in process through click's runner, or a subprocess where it matters)."""
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -74,8 +75,6 @@ def test_each_publication_is_kept_and_training_ready_points_at_the_current_one(
     # the codex, identity card and settings it used: copies and their hashes
     codex = (second / "audit" / "codex.yaml").read_text()
     assert "honesty" in codex
-    import hashlib
-
     assert info["copies"]["audit/codex.yaml"] == hashlib.sha256(codex.encode()).hexdigest()
     manifest = json.loads((second / "manifest.json").read_text())
     assert info["codex_sha"] == manifest["codex_sha"]
