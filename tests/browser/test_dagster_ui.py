@@ -10,6 +10,7 @@ shard, which publishes the corpus. An auditor then opens the corpus's audit repo
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,7 +76,8 @@ def _open(browser, url: str, expect: str) -> None:
 
 def _click(browser, text: str, tag: str = "*") -> None:
     def visible():
-        found = browser.find_elements("xpath", f"//{tag}[normalize-space(.)={json.dumps(text)}]")
+        literal = json.dumps(text, ensure_ascii=False)  # an XPath string literal ("…" kept)
+        found = browser.find_elements("xpath", f"//{tag}[normalize-space(.)={literal}]")
         return [e for e in found if e.is_displayed()]
 
     elements = wait_until(visible, 30, f"a visible {tag} {text!r}")
@@ -88,13 +90,19 @@ def test_a_failed_check_shows_what_it_found_and_the_offending_records(
     url = session["url"]
     _open(browser, f"{url}/assets/ordered_docs?view=checks", "quarantined_share_within_limit")
     _click(browser, "quarantined_share_within_limit")
-    wait_until(lambda: "Failed" in _body(browser), 30, "the check's failed status")
-    text = wait_until(
-        lambda: (t := _body(browser)) and "gamma.jsonl" in t and t, 30, "the offending shard"
-    )
+    wait_until(lambda: "Evaluation result\nFailed" in _body(browser), 30, "the failed result")
+    text = _body(browser)
     # its description says what it asserts, its result what it found
     assert "Quarantined records over records in" in text
     assert f"{BAD_LINES} of {6 + 1 + BAD_LINES} records quarantined" in text
+    # the offending shards, as the check lists them
+    show = "//tr[td[normalize-space(.)='shards_most_quarantined']]//*[text()='[Show Markdown]']"
+    wait_until(lambda: browser.find_elements("xpath", show), 30, "the offending table")[0].click()
+    text = wait_until(
+        lambda: (t := _body(browser)) and "gamma.jsonl" in t and t, 30, "the offending shard"
+    )
+    # shard, records in, quarantined: the rendered table's row
+    assert re.search(rf"gamma\.jsonl\s+{1 + BAD_LINES}\s+{BAD_LINES}\b", text), text
     # the shard's own page previews its quarantined lines with their reasons
     _open(
         browser,
