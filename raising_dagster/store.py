@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,18 @@ def _adopt_folder(layout: StoreLayout) -> None:
     manifest = folder / "manifest.json"
     digest = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else ""
     os.replace(folder, layout.publication_dir(f"legacy-{digest[:12] or uuid.uuid4().hex[:12]}"))
+
+
+def new_publication_id(layout: StoreLayout, manifest: Path) -> str:
+    """A publication's id: its time (UTC, to the second) and its manifest's hash, unique in the
+    store (ids sort by time)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    base = f"{stamp}-{hashlib.sha256(manifest.read_bytes()).hexdigest()[:8]}"
+    candidate, n = base, 1
+    while layout.publication_dir(candidate).exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
 
 
 def current_publication(layout: StoreLayout) -> str | None:

@@ -1,15 +1,12 @@
 """`ordered_docs` (the scaffolded curriculum over all shards) and `training_ready_corpus`."""
 
 import base64
-import hashlib
 import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 import polars as pl
-import yaml
 from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -40,8 +37,15 @@ from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
 from raising_dagster.stages import card
 from raising_dagster.stages.ingest import scan_landing
-from raising_dagster.stages.lineage import AUDIT_DIR, LINEAGE_FILE, build_lineage
-from raising_dagster.stages.order import connect, order_records, run_sql, sql_literal
+from raising_dagster.stages.lineage import (
+    AUDIT_COPIES,
+    AUDIT_DIR,
+    LINEAGE_FILE,
+    build_lineage,
+    stage_runs,
+    write_audit_copies,
+)
+from raising_dagster.stages.order import connect, order_records, sql_literal
 from raising_dagster.stages.pack import build_training_corpus
 from raising_dagster.stages.report import REPORT_FILE, write_report
 from raising_dagster.stages.shards import Withdrawals, drop_documents, select_shards
@@ -49,6 +53,7 @@ from raising_dagster.store import (
     PUBLICATION_FILE,
     StoreLayout,
     current_publication,
+    new_publication_id,
     publish,
     write_json,
     write_parquet,
@@ -296,7 +301,7 @@ def training_ready_corpus(
             skipped_files=ordered_shards["skipped_files"],
             lineage=LINEAGE_FILE,
             report=REPORT_FILE,
-            audit_files=[f"{AUDIT_DIR}/{name}" for name in _AUDIT_COPIES],
+            audit_files=[f"{AUDIT_DIR}/{name}" for name in AUDIT_COPIES],
         )
         build_lineage(
             con,
@@ -305,13 +310,13 @@ def training_ready_corpus(
             shard_stats,
             staging / LINEAGE_FILE,
         )
-        runs = _stage_runs(con, staging / LINEAGE_FILE)
+        runs = stage_runs(con, staging / LINEAGE_FILE)
         write_json(manifest, staging / "manifest.json")
         # the card again, now that the manifest names what was left out and withdrawn
         (staging / card.CARD_FILE).write_text(
             card.render(manifest, settings.dataset_card), encoding="utf-8"
         )
-        publication_id = _publication_id(layout, staging / "manifest.json")
+        publication_id = new_publication_id(layout, staging / "manifest.json")
         ordered_run = _latest_run(context, "ordered_docs")
         write_json(
             {
@@ -324,7 +329,7 @@ def training_ready_corpus(
                 "config_sha": manifest["config_sha"],
                 "codex_sha": manifest["codex_sha"],
                 "identity_sha": manifest["identity_sha"],
-                "copies": _write_audit_copies(settings, staging / AUDIT_DIR),
+                "copies": write_audit_copies(settings, staging / AUDIT_DIR),
             },
             staging / PUBLICATION_FILE,
         )
@@ -383,52 +388,9 @@ def training_ready_corpus(
     )
 
 
-_AUDIT_COPIES = ("codex.yaml", "identity.yaml", "settings.yaml")
-
-
-def _write_audit_copies(settings: Any, folder: Path) -> dict[str, str]:
-    """Copies of the codex, identity card and settings the publication used; their sha256."""
-    folder.mkdir(parents=True, exist_ok=True)
-    contents = {
-        "codex.yaml": settings.codex.model_dump(mode="json"),
-        "identity.yaml": settings.identity.model_dump(mode="json"),
-        "settings.yaml": settings.model_dump(mode="json"),
-    }
-    hashes = {}
-    for name, data in contents.items():
-        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-        (folder / name).write_text(text, encoding="utf-8")
-        hashes[f"{AUDIT_DIR}/{name}"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return hashes
-
-
-def _publication_id(layout: StoreLayout, manifest: Path) -> str:
-    """The publication's time (UTC, to the second) and its manifest's hash, unique in the store."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    base = f"{stamp}-{hashlib.sha256(manifest.read_bytes()).hexdigest()[:8]}"
-    candidate, n = base, 1
-    while layout.publication_dir(candidate).exists():
-        n += 1
-        candidate = f"{base}-{n}"
-    return candidate
-
-
 def _latest_run(context: AssetExecutionContext, asset_name: str) -> str | None:
     event = context.instance.get_latest_materialization_event(AssetKey(asset_name))
     return event.run_id if event else None
-
-
-def _stage_runs(con: Any, lineage_file: Path) -> dict[str, dict[str, list[str]]]:
-    """shard -> stage -> the Dagster runs that wrote its records (from the lineage table)."""
-    runs: dict[str, dict[str, list[str]]] = {}
-    for shard, stage, ids in run_sql(
-        con,
-        f"""SELECT shard, stage, list_sort(list(DISTINCT run_id) FILTER (WHERE run_id IS NOT NULL))
-            FROM read_parquet({sql_literal(lineage_file)})
-            GROUP BY shard, stage ORDER BY shard""",
-    ):
-        runs.setdefault(shard, {})[stage] = ids
-    return runs
 
 
 def _runs_markdown(runs: dict[str, dict[str, list[str]]]) -> str:

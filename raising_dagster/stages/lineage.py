@@ -16,12 +16,15 @@ records it became (stage, position, variant, values), with the publication.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import yaml
 
+from raising_dagster.config import RaisingSettings
 from raising_dagster.schema import RUN_ID
 from raising_dagster.stages.order import run_sql, sql_files, sql_literal
 from raising_dagster.teacher.base import LINEAGE_FIELDS, STAGES
@@ -333,3 +336,36 @@ def format_trace(found: dict[str, Any], full: bool = False) -> str:
                 "   " + _cut(record["text"], full).replace("\n", "\n   "),
             ]
     return "\n".join(lines)
+
+
+AUDIT_COPIES = ("codex.yaml", "identity.yaml", "settings.yaml")
+
+
+def write_audit_copies(settings: RaisingSettings, folder: Path) -> dict[str, str]:
+    """Copies (YAML) of the codex, identity card and settings a publication used, in `folder`;
+    returns each copy's path in the publication with its sha256."""
+    folder.mkdir(parents=True, exist_ok=True)
+    contents = {
+        "codex.yaml": settings.codex.model_dump(mode="json"),
+        "identity.yaml": settings.identity.model_dump(mode="json"),
+        "settings.yaml": settings.model_dump(mode="json"),
+    }
+    hashes = {}
+    for name in AUDIT_COPIES:
+        text = yaml.safe_dump(contents[name], sort_keys=False, allow_unicode=True)
+        (folder / name).write_text(text, encoding="utf-8")
+        hashes[f"{AUDIT_DIR}/{name}"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashes
+
+
+def stage_runs(con: duckdb.DuckDBPyConnection, lineage_file: Path) -> dict[str, dict[str, list]]:
+    """shard -> stage -> the Dagster runs that wrote its records, from a lineage table."""
+    runs: dict[str, dict[str, list]] = {}
+    for shard, stage, ids in run_sql(
+        con,
+        f"""SELECT shard, stage, list_sort(list(DISTINCT run_id) FILTER (WHERE run_id IS NOT NULL))
+            FROM read_parquet({sql_literal(lineage_file)})
+            GROUP BY shard, stage ORDER BY shard""",
+    ):
+        runs.setdefault(shard, {})[stage] = ids
+    return runs
