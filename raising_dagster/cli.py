@@ -193,7 +193,12 @@ def _summary(out: Path, n_shards: int, home: Path) -> None:
             f"{phase.get('megatron_prefix', 'HF config ' + phase['hf_config'])}"
         )
     quarantined = sum(s["quarantined"] for s in manifest["input_shards"])
-    click.echo(f"Training-ready corpus: {out / 'training_ready'}")
+    current = (out / "training_ready").resolve()
+    click.echo(f"Training-ready corpus: {out / 'training_ready'} -> publication {current.name}")
+    click.echo(f"Audit report: {current / manifest.get('report', 'audit/report.html')}")
+    for entry in manifest.get("left_out_shards", []):
+        why = f"{entry['reason']} {entry['detail']}".rstrip()
+        click.echo(f"Left out: shard {entry['shard']}: {why}")
     click.echo(f"Quarantine ({quarantined} records): {out / 'quarantine'}")
     click.echo(f"Dagster home (for `make ui`): {home}")
     records = pl.scan_parquet(out / "training_ready" / "data" / "*.parquet")
