@@ -14,6 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from raising_dagster.probe.settings import ProbeSettings
+
 M = TypeVar("M", bound=BaseModel)
 
 PACKAGE_DIR = Path(str(resources.files("raising_dagster")))
@@ -291,6 +293,7 @@ class RaisingSettings(BaseSettings):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     tokenizer: TokenizerSettings = Field(default_factory=TokenizerSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
 
     @cached_property
     def codex(self) -> ValueCodex:
