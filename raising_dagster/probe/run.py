@@ -74,6 +74,14 @@ def run_probe(
     progress: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
     """Probe the corpus published under `store`; the results go to `out` and are returned."""
+    started = time.perf_counter()
+    probe = settings.probe
+    # the inputs first: a store without a corpus fails before the training stack is imported
+    corpus = load_corpus(store, probe.heldout_share, probe.split_seed)
+    tokenizer, tokenizer_name = load_tokenizer(settings.tokenizer.path)
+    persona, persona_source = load_persona_prompts(probe.persona_prompts)
+    value_prompts, values_source = load_value_prompts(probe.value_prompts)
+    judges, skipped = value_judges(value_prompts, settings.codex)
     require_torch()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the students are built from a config: no hub
     import torch
@@ -81,16 +89,9 @@ def run_probe(
 
     from raising_dagster.probe import train as student
 
-    started = time.perf_counter()
-    probe = settings.probe
     device = student.resolve_device(probe.device)
     if probe.threads:
         torch.set_num_threads(probe.threads)
-    corpus = load_corpus(store, probe.heldout_share, probe.split_seed)
-    tokenizer, tokenizer_name = load_tokenizer(settings.tokenizer.path)
-    persona, persona_source = load_persona_prompts(probe.persona_prompts)
-    value_prompts, values_source = load_value_prompts(probe.value_prompts)
-    judges, skipped = value_judges(value_prompts, settings.codex)
 
     texts = corpus.arm_texts()
     heldout_raw = corpus.heldout_raw()

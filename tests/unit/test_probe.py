@@ -195,7 +195,7 @@ def test_unusable_stores_are_refused_with_the_reason(tmp_path: Path) -> None:
         read_published(tmp_path)
     gap = tmp_path / "gap"
     _publish(gap, [_record(0, "d0"), _record(2, "d1")], {"a.jsonl": []})
-    with pytest.raises(ProbeInputError, match="not 0..1"):
+    with pytest.raises(ProbeInputError, match=r"not 0\.\.1"):
         read_published(gap)
     missing = tmp_path / "missing"
     _publish(
