@@ -17,6 +17,7 @@ PUBLISHED = {
     "experiential/template.v1": "2ba7eaa0827f1e7b764dde393fee753cb3925e3b8e08d7d9c0e5ccce6d96ad33",
     "first_person/rewrite.v1": "2a18e7f950d93589d93f5605ee628a076ffe2032535808f8be0f84894de77ee5",
     "first_person/template.v1": "4d833564a86e5825edf7a72cb0249e3c02ad710c9a86cea6a656bb63e05e4181",
+    "probe/judge.v1": "d36b87328f155f2edba591dcde4ea777e8669572d164afc2d25587e9f6bf4f8b",
     "social/rewrite.v1": "89f9c1ceb5398aa1e05ded1eb84077f0761d96a0c3756a46a71ac1b725a68491",
     "social/template.v1": "4a6e173443f02a740dfcc8567e065bcc2b59cea99fa6ed3716f3011110ff2a46",
 }
