@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,33 @@ class Vocab:
         if len(ends):
             ids = ids[: ends[0]]
         return self.tokenizer.decode(self.ids[ids].tolist(), skip_special_tokens=True)
+
+
+def windowed_curriculum(
+    docs: list[np.ndarray], windows: int, budget_tokens: int
+) -> list[np.ndarray]:
+    """The ordered documents for a budget of several epochs, with the order spanning the whole
+    budget: the curriculum is cut into `windows` consecutive windows by position, and each window
+    is passed over in position order for the same number of epochs (budget / corpus tokens,
+    fractional) before the next, so training ends on the curriculum's end. One window repeats
+    the whole curriculum from its start every epoch, as a trainer reading the token files would."""
+    total = sum(len(d) for d in docs)
+    if windows <= 1 or total == 0:
+        return docs
+    epochs = budget_tokens / total
+    bounds = np.linspace(0, len(docs), min(windows, len(docs)) + 1).round().astype(int)
+    out: list[np.ndarray] = []
+    for start, end in pairwise(bounds):
+        window = [d for d in docs[start:end] if len(d)]
+        target = epochs * sum(len(d) for d in window)
+        made = 0
+        while window and made < target:
+            for doc in window:
+                out.append(doc)
+                made += len(doc)
+                if made >= target:
+                    break
+    return out
 
 
 def token_blocks(

@@ -16,7 +16,14 @@ import numpy as np
 import polars as pl
 
 from raising_dagster.config import RaisingSettings, sha256_hex
-from raising_dagster.probe.data import ARMS, PublishedCorpus, Vocab, load_corpus, token_blocks
+from raising_dagster.probe.data import (
+    ARMS,
+    PublishedCorpus,
+    Vocab,
+    load_corpus,
+    token_blocks,
+    windowed_curriculum,
+)
 from raising_dagster.probe.judge import (
     JudgeItem,
     TeacherVerdicts,
@@ -40,6 +47,7 @@ from raising_dagster.probe.probes import (
 from raising_dagster.probe.report import write_plots
 from raising_dagster.stages.tokenize import load_tokenizer
 from raising_dagster.store import write_json, write_parquet
+from raising_dagster.teacher.llm import LlmTeacher
 
 PROBE_FILE = "probe.json"
 COMPLETIONS_FILE = "completions.parquet"
@@ -72,8 +80,11 @@ def run_probe(
     store: Path,
     out: Path,
     progress: Callable[[str], None] = lambda message: None,
+    judge_teacher: LlmTeacher | None = None,
 ) -> dict[str, Any]:
-    """Probe the corpus published under `store`; the results go to `out` and are returned."""
+    """Probe the corpus published under `store`; the results go to `out` and are returned. With
+    `probe.judge: teacher` the configured teacher judges the values probe (or `judge_teacher`, a
+    running one, which is left running)."""
     started = time.perf_counter()
     probe = settings.probe
     # the inputs first: a store without a corpus fails before the training stack is imported
@@ -157,8 +168,11 @@ def run_probe(
                     )
                 )
 
+            docs = arm_docs[arm]
+            if arm == "raised_ordered":
+                docs = windowed_curriculum(docs, probe.curriculum_windows, steps * block)
             blocks = token_blocks(
-                arm_docs[arm], arm != "raised_ordered", _seed("shuffle", seed), block, steps
+                docs, arm != "raised_ordered", _seed("shuffle", seed), block, steps
             )
             log = student.train(model, blocks, steps, probe, device, evaluate, eval_steps)
             heldout = student.document_nll(
@@ -210,7 +224,7 @@ def run_probe(
             del model
 
     frame = pl.DataFrame(completions, infer_schema_length=None)
-    judge_report = _judge(settings, frame, judges)
+    judge_report = _judge(settings, frame, judges, judge_teacher)
     if judge_report.get("verdicts") is not None:
         frame = frame.with_columns(pl.Series("value_way_teacher", judge_report.pop("verdicts")))
     report = _report(
@@ -284,7 +298,10 @@ def _judged(
 
 
 def _judge(
-    settings: RaisingSettings, frame: pl.DataFrame, judges: list[ValueJudge]
+    settings: RaisingSettings,
+    frame: pl.DataFrame,
+    judges: list[ValueJudge],
+    running: LlmTeacher | None,
 ) -> dict[str, Any]:
     """What judged the values probe; with the teacher judge, its verdicts and agreement."""
     cue = {
@@ -300,11 +317,12 @@ def _judge(
         JudgeItem(r["prompt"], r["value"], descriptions[r["value"]], r["text"])
         for r in values.iter_rows(named=True)
     ]
-    teacher = build_judge(settings)
+    teacher = running or build_judge(settings)
     try:
         result: TeacherVerdicts = teacher_verdicts(teacher, settings.probe.judge_prompt, items)
     finally:
-        teacher.close()
+        if running is None:
+            teacher.close()
     verdicts: list[bool | None] = [None] * frame.height
     value_rows = [i for i, p in enumerate(frame["probe"].to_list()) if p == "values"]
     for row, verdict in zip(value_rows, result.verdicts, strict=True):

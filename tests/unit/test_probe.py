@@ -16,6 +16,7 @@ from raising_dagster.probe.data import (
     read_published,
     split_heldout,
     token_blocks,
+    windowed_curriculum,
 )
 from raising_dagster.probe.judge import JudgeItem, agreement, judge_messages, parse_answer
 from raising_dagster.probe.probes import (
@@ -275,3 +276,13 @@ def test_probe_settings_validate_and_load_from_env(monkeypatch: pytest.MonkeyPat
     settings = load_settings(probe={"device": "cuda"})
     assert settings.probe.budget_tokens == 1234
     assert settings.probe.device == "cuda"
+
+
+def test_windowed_curriculum_spans_the_budget_in_order() -> None:
+    docs = [np.full(10, i) for i in range(8)]  # 80 tokens, positions 0..7
+    stretched = windowed_curriculum(docs, windows=4, budget_tokens=200)  # 2.5 epochs
+    order = [int(d[0]) for d in stretched]
+    # each window of two positions passed over 2.5 times before the next; ends on the last one
+    assert order == [0, 1, 0, 1, 0, 2, 3, 2, 3, 2, 4, 5, 4, 5, 4, 6, 7, 6, 7, 6]
+    assert sum(len(d) for d in stretched) >= 200
+    assert windowed_curriculum(docs, windows=1, budget_tokens=200) == docs  # repeat mode
