@@ -208,6 +208,7 @@ def run_probe(
                     )
             arm_tokens = int(sum(len(d) for d in arm_docs[arm]))
             runs[(arm, seed)] = {
+                "parameters": sum(p.numel() for p in model.parameters()),
                 "heldout_nll": heldout,
                 "curve": curve,
                 "train_seconds": log.seconds,
@@ -398,7 +399,7 @@ def _report(
         if value_column != "value_way_cue":
             entry |= _interval("value_share_cue", _shares(values, "value_way_cue", probe, boot))
         entry["value_share_by_value"] = {
-            value: float(group[value_column].drop_nulls().mean() or 0.0)
+            value: _mean(group[value_column])
             for (value,), group in values.group_by(["value"], maintain_order=True)
         }
         entry |= _interval(
@@ -416,6 +417,7 @@ def _report(
             "corpus_tokens": first["corpus_tokens"],
             "tokens_seen": first["tokens_seen"],
             "steps": first["steps"],
+            "parameters": first["parameters"],
             "epochs": round(first["tokens_seen"] / first["corpus_tokens"], 2),
             "seconds": [round(runs[(arm, s)]["train_seconds"], 1) for s in seeds],
             "final_train_loss": [runs[(arm, s)]["train_losses"][-1] for s in seeds],
