@@ -33,6 +33,9 @@ RECORD_COLUMNS: tuple[str, ...] = (
 )
 
 
+MIN_WINDOW_RECORDS = 16  # the fewest records a curriculum window of the ordered arm holds
+
+
 class ProbeInputError(ValueError):
     """The store holds no usable published corpus for the probe; the message says what is wrong."""
 
@@ -217,15 +220,18 @@ def windowed_curriculum(
     docs: list[np.ndarray], windows: int, budget_tokens: int
 ) -> list[np.ndarray]:
     """The ordered documents for a budget of several epochs, with the order spanning the whole
-    budget: the curriculum is cut into `windows` consecutive windows by position, and each window
-    is passed over in position order for the same number of epochs (budget / corpus tokens,
-    fractional) before the next, so training ends on the curriculum's end. One window repeats
-    the whole curriculum from its start every epoch, as a trainer reading the token files would."""
+    budget: the curriculum is cut into `windows` consecutive windows by position (fewer when a
+    window would hold under MIN_WINDOW_RECORDS records: a student passing over a handful of
+    records many times memorizes them), and each window is passed over in position order for the
+    same number of epochs (budget / corpus tokens, fractional) before the next, so training ends
+    on the curriculum's end. One window repeats the whole curriculum from its start every epoch,
+    as a trainer reading the token files would."""
     total = sum(len(d) for d in docs)
+    windows = min(windows, len(docs) // MIN_WINDOW_RECORDS)
     if windows <= 1 or total == 0:
         return docs
     epochs = budget_tokens / total
-    bounds = np.linspace(0, len(docs), min(windows, len(docs)) + 1).round().astype(int)
+    bounds = np.linspace(0, len(docs), windows + 1).round().astype(int)
     out: list[np.ndarray] = []
     for start, end in pairwise(bounds):
         window = [d for d in docs[start:end] if len(d)]

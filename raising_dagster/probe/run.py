@@ -8,6 +8,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -143,91 +144,34 @@ def run_probe(
         f"{steps} steps of {block} tokens per arm and seed on {device}"
     )
 
+    inputs = _Inputs(
+        arm_docs=arm_docs,
+        heldout_docs=heldout_docs,
+        stage_docs=stage_docs,
+        prompts={
+            "persona": (persona_ids, [(p.id, p.text, None) for p in persona.prompts]),
+            "values": (value_ids, [(j.prompt.id, j.prompt.text, j) for j in judges]),
+        },
+    )
     completions: list[dict[str, Any]] = []
     runs: dict[tuple[str, int], dict[str, Any]] = {}
     for seed in probe.seeds:
         for arm in ARMS:
-            model = student.build_model(probe, vocab.size, seed, vocab.eos)
-            curve: list[tuple[int, dict[str, np.ndarray]]] = []
-
-            def evaluate(tokens_seen: int, model: Any = model, curve: list = curve) -> None:
-                curve.append(
-                    (
-                        tokens_seen,
-                        {
-                            stage: student.document_nll(
-                                model,
-                                docs,
-                                vocab.eos,
-                                probe.context_length,
-                                probe.batch_size,
-                                device,
-                            )
-                            for stage, docs in stage_docs.items()
-                        },
-                    )
-                )
-
-            docs = arm_docs[arm]
-            if arm == "raised_ordered":
-                docs = windowed_curriculum(docs, probe.curriculum_windows, steps * block)
-            blocks = token_blocks(
-                docs, arm != "raised_ordered", _seed("shuffle", seed), block, steps
+            runs[(arm, seed)] = _probe_student(
+                student, settings, vocab, inputs, arm, seed, steps, eval_steps, device, completions
             )
-            log = student.train(model, blocks, steps, probe, device, evaluate, eval_steps)
-            heldout = student.document_nll(
-                model, heldout_docs, vocab.eos, probe.context_length, probe.batch_size, device
-            )
-            for kind, prompt_ids, prompts in (
-                ("persona", persona_ids, [(p.id, p.text, None) for p in persona.prompts]),
-                ("values", value_ids, [(j.prompt.id, j.prompt.text, j) for j in judges]),
-            ):
-                samples = student.sample(
-                    model,
-                    prompt_ids,
-                    probe.samples_per_prompt,
-                    probe,
-                    vocab.eos,
-                    _seed("generate", seed, kind),
-                    device,
-                )
-                for (prompt_id, text, judge), outputs in zip(prompts, samples, strict=True):
-                    completions.extend(
-                        _judged(
-                            arm,
-                            seed,
-                            kind,
-                            prompt_id,
-                            text,
-                            number,
-                            vocab.decode(ids),
-                            judge,
-                            settings,
-                        )
-                        for number, ids in enumerate(outputs)
-                    )
-            arm_tokens = int(sum(len(d) for d in arm_docs[arm]))
-            runs[(arm, seed)] = {
-                "parameters": sum(p.numel() for p in model.parameters()),
-                "heldout_nll": heldout,
-                "curve": curve,
-                "train_seconds": log.seconds,
-                "train_losses": log.losses,
-                "tokens_seen": log.tokens_seen,
-                "steps": log.steps,
-                "corpus_tokens": arm_tokens,
-            }
+            run = runs[(arm, seed)]
             progress(
-                f"  {arm:<16} seed {seed}: {log.tokens_seen} tokens "
-                f"({log.tokens_seen / arm_tokens:.1f} epochs) in {log.seconds:.0f} s, "
-                f"final train loss {log.losses[-1]:.2f}"
+                f"  {arm:<16} seed {seed}: {run['tokens_seen']} tokens "
+                f"({run['tokens_seen'] / run['corpus_tokens']:.1f} epochs) in "
+                f"{run['train_seconds']:.0f} s, final train loss {run['train_losses'][-1]:.2f}"
             )
-            del model
 
     frame = pl.DataFrame(completions, infer_schema_length=None)
     judge_report = _judge(settings, frame, judges, judge_teacher)
-    if judge_report.get("verdicts") is not None:
-        frame = frame.with_columns(pl.Series("value_way_teacher", judge_report.pop("verdicts")))
+    verdicts = judge_report.pop("verdicts")
+    if verdicts is not None:
+        frame = frame.with_columns(pl.Series("value_way_teacher", verdicts, dtype=pl.Boolean))
     report = _report(
         settings, corpus, vocab, frame, runs, judge_report, steps, tokenizer_name, judges
     )
@@ -269,6 +213,77 @@ def _finite(data: Any) -> Any:
     if isinstance(data, float) and not math.isfinite(data):
         return None
     return data
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The encoded texts every student is trained and probed on."""
+
+    arm_docs: dict[str, list[np.ndarray]]
+    heldout_docs: list[np.ndarray]
+    stage_docs: dict[str, list[np.ndarray]]
+    # probe kind -> (prompt ids, [(prompt id, prompt text, value judge or None)])
+    prompts: dict[str, tuple[list[np.ndarray], list[tuple[str, str, ValueJudge | None]]]]
+
+
+def _probe_student(
+    student: Any,
+    settings: RaisingSettings,
+    vocab: Vocab,
+    inputs: _Inputs,
+    arm: str,
+    seed: int,
+    steps: int,
+    eval_steps: set[int],
+    device: Any,
+    completions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Train one arm's student for one seed, score the held-out texts along the way and at the
+    end, sample and judge its completions (appended to `completions`); what it measured."""
+    probe = settings.probe
+    block = probe.batch_size * probe.context_length
+    model = student.build_model(probe, vocab.size, seed, vocab.eos)
+    curve: list[tuple[int, dict[str, np.ndarray]]] = []
+
+    def nll(docs: list[np.ndarray]) -> np.ndarray:
+        return student.document_nll(
+            model, docs, vocab.eos, probe.context_length, probe.batch_size, device
+        )
+
+    def evaluate(tokens_seen: int) -> None:
+        curve.append((tokens_seen, {s: nll(d) for s, d in inputs.stage_docs.items()}))
+
+    docs = inputs.arm_docs[arm]
+    if arm == "raised_ordered":
+        docs = windowed_curriculum(docs, probe.curriculum_windows, steps * block)
+    blocks = token_blocks(docs, arm != "raised_ordered", _seed("shuffle", seed), block, steps)
+    log = student.train(model, blocks, steps, probe, device, evaluate, eval_steps)
+    heldout = nll(inputs.heldout_docs)
+    for kind, (prompt_ids, prompts) in inputs.prompts.items():
+        samples = student.sample(
+            model,
+            prompt_ids,
+            probe.samples_per_prompt,
+            probe,
+            vocab.eos,
+            _seed("generate", seed, kind),
+            device,
+        )
+        for (prompt_id, text, judge), outputs in zip(prompts, samples, strict=True):
+            completions.extend(
+                _judged(arm, seed, kind, prompt_id, text, n, vocab.decode(ids), judge, settings)
+                for n, ids in enumerate(outputs)
+            )
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "heldout_nll": heldout,
+        "curve": curve,
+        "train_seconds": log.seconds,
+        "train_losses": log.losses,
+        "tokens_seen": log.tokens_seen,
+        "steps": log.steps,
+        "corpus_tokens": int(sum(len(d) for d in inputs.arm_docs[arm])),
+    }
 
 
 def _judged(

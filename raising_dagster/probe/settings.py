@@ -24,10 +24,10 @@ class ProbeSettings(BaseModel):
     threads: int | None = Field(default=None, ge=1)  # torch CPU threads (None: torch's default)
     split_seed: int = 0  # which source documents are held out (the same for every seed)
     heldout_share: float = Field(default=0.1, gt=0.0, lt=0.5)  # of source documents, per stage
-    # raised_ordered over several epochs: the curriculum cut into this many windows by position,
-    # each passed over for the epochs the budget allows before the next (the order spans the whole
-    # budget and training ends on the last stage); 1: the whole curriculum again every epoch
-    curriculum_windows: int = Field(default=16, ge=1)
+    # raised_ordered over several epochs: the curriculum cut into this many windows by position
+    # (each of at least 16 records), each passed over for the epochs the budget allows before the
+    # next, so the order spans the whole budget; 1: the whole curriculum again every epoch
+    curriculum_windows: int = Field(default=8, ge=1)
     context_length: int = Field(default=256, ge=8)
     batch_size: int = Field(default=8, ge=1)
     hidden_size: int = Field(default=128, ge=8)

@@ -279,10 +279,14 @@ def test_probe_settings_validate_and_load_from_env(monkeypatch: pytest.MonkeyPat
 
 
 def test_windowed_curriculum_spans_the_budget_in_order() -> None:
-    docs = [np.full(10, i) for i in range(8)]  # 80 tokens, positions 0..7
-    stretched = windowed_curriculum(docs, windows=4, budget_tokens=200)  # 2.5 epochs
+    docs = [np.full(10, i) for i in range(64)]  # 640 tokens, positions 0..63
+    stretched = windowed_curriculum(docs, windows=4, budget_tokens=1600)  # 2.5 epochs
     order = [int(d[0]) for d in stretched]
-    # each window of two positions passed over 2.5 times before the next; ends on the last one
-    assert order == [0, 1, 0, 1, 0, 2, 3, 2, 3, 2, 4, 5, 4, 5, 4, 6, 7, 6, 7, 6]
-    assert sum(len(d) for d in stretched) >= 200
-    assert windowed_curriculum(docs, windows=1, budget_tokens=200) == docs  # repeat mode
+    # each window of 16 positions passed over 2.5 times before the next; ends on the last one
+    window = list(range(16))
+    assert order[:40] == window + window + window[:8]
+    assert order[-40:] == [p + 48 for p in window + window + window[:8]]
+    assert len(order) == 160 and sum(len(d) for d in stretched) == 1600
+    assert windowed_curriculum(docs, windows=1, budget_tokens=1600) == docs  # repeat mode
+    # never windows of fewer than 16 records: 64 records make at most 4
+    assert [int(d[0]) for d in windowed_curriculum(docs, 16, 1280)][:32] == window + window
