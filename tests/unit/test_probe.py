@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from raising_dagster.config import load_codex, load_identity, load_settings
+from raising_dagster.config import load_codex, load_identity, load_settings, sha256_file
 from raising_dagster.probe.data import (
     ProbeInputError,
     Vocab,
@@ -290,3 +290,17 @@ def test_windowed_curriculum_spans_the_budget_in_order() -> None:
     assert windowed_curriculum(docs, windows=1, budget_tokens=1600) == docs  # repeat mode
     # never windows of fewer than 16 records: 64 records make at most 4
     assert [int(d[0]) for d in windowed_curriculum(docs, 16, 1280)][:32] == window + window
+
+
+# Published probe prompt sets are never edited (figures across versions must stay comparable): a
+# change is a new file with the next version number, added here once.
+PUBLISHED_PROMPT_SETS = {
+    "persona.v1.yaml": "ab25fcd387f082f62d3c49b015f46b6f36ad7629cd9851a9518e159a5b9be99c",
+    "values.v1.yaml": "1bec71019546e457c561ed1195447c5d7603c7b430fa70e0b235c9214d5718f5",
+}
+
+
+def test_published_probe_prompt_sets_are_unchanged() -> None:
+    folder = Path(__file__).parents[2] / "raising_dagster" / "probe" / "prompts"
+    found = {f.name: sha256_file(f) for f in folder.glob("*.yaml")}
+    assert found == PUBLISHED_PROMPT_SETS
