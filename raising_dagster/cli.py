@@ -348,3 +348,43 @@ def teacher_prepare(data_dir: Path) -> None:
     from raising_dagster.teacher.smollm2 import ensure_smollm2
 
     click.echo(f"SmolLM2 ready: {ensure_smollm2(data_dir)}")
+
+
+@main.command()
+@click.option("--out", type=_PATH, required=True, help="Folder for probe.json, completions, plots.")
+@click.option(
+    "--store",
+    type=_PATH,
+    default=None,
+    help="Store of a published corpus (`raising run --out`) [default: from config: data/store].",
+)
+@click.option(
+    "--budget-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Training tokens per arm and seed [default: from config: probe.budget_tokens].",
+)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None)
+@_CONFIG
+def probe(
+    out: Path,
+    store: Path | None,
+    budget_tokens: int | None,
+    device: str | None,
+    config: Path | None,
+) -> None:
+    """Train small students on the raw and the raised corpus and probe them; print the table."""
+    from raising_dagster.probe.data import ProbeInputError
+    from raising_dagster.probe.report import text_table
+    from raising_dagster.probe.run import PROBE_FILE, ProbeUnavailable, run_probe
+
+    wanted = {"budget_tokens": budget_tokens, "device": device}
+    overrides = {k: v for k, v in wanted.items() if v is not None}
+    try:
+        settings = load_settings(config, store_dir=store, probe=overrides or None)
+        report = run_probe(settings, settings.store_dir, out, progress=click.echo)
+    except (ProbeInputError, ProbeUnavailable, ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("")
+    click.echo(text_table(report))
+    click.echo(f"\nResults: {out / PROBE_FILE} ({report['seconds']} s)")

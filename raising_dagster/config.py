@@ -22,6 +22,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from raising_dagster.probe.settings import ProbeSettings
+
 M = TypeVar("M", bound=BaseModel)
 
 PACKAGE_DIR = Path(str(resources.files("raising_dagster")))
@@ -497,6 +499,7 @@ class RaisingSettings(BaseSettings):
     checks: CheckSettings = Field(default_factory=CheckSettings)
     dedup: DedupSettings = Field(default_factory=DedupSettings)
     dataset_card: DatasetCardSettings = Field(default_factory=DatasetCardSettings)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
 
     @cached_property
     def codex(self) -> ValueCodex:
