@@ -164,10 +164,20 @@ def run(
         sys.exit(EXIT_REFUSED if refused else EXIT_FAILED)
     for advisory in report.advisories:
         click.echo(f"Advisory (does not block publication): {advisory}", err=True)
-    _summary(out.resolve(), len(report.shards), home)
+    _summary(out.resolve(), len(report.shards), home, report.teacher)
 
 
-def _summary(out: Path, n_shards: int, home: Path) -> None:
+def teacher_summaries(records: pl.DataFrame) -> dict[str, dict[str, object]]:
+    """`teacher_summary` of each variant's published records."""
+    from raising_dagster.stages.rewrite import teacher_summary
+
+    return {
+        variant: teacher_summary(rows)
+        for (variant,), rows in records.sort("variant").group_by("variant", maintain_order=True)
+    }
+
+
+def _summary(out: Path, n_shards: int, home: Path, throughput: dict[str, float]) -> None:
     manifest = json.loads((out / "training_ready" / "manifest.json").read_text())
     click.echo(
         f"\nPublished {manifest['records']} records from {n_shards} shards: "
@@ -197,11 +207,26 @@ def _summary(out: Path, n_shards: int, home: Path) -> None:
     click.echo(f"Dagster home (for `make ui`): {home}")
     records = pl.scan_parquet(out / "training_ready" / "data" / "*.parquet")
     writers = (
-        records.group_by("teacher_backend", "fallback_reason").len().sort("len", descending=True)
+        records.group_by("variant", "teacher_backend", "fallback_reason")
+        .len()
+        .sort("variant", "len", descending=[False, True])
     ).collect()
-    click.echo("Records by teacher and fallback reason (none: the teacher's own output):")
-    for backend, reason, count in writers.iter_rows():
-        click.echo(f"  {backend:<10} {reason or 'none':<40} {count:>7}")
+    click.echo("Records by stage, writer and fallback reason (none: the writer's own text):")
+    for variant, backend, reason, count in writers.iter_rows():
+        click.echo(f"  {variant:<13} {backend:<10} {reason or 'none':<40} {count:>7}")
+    for variant, summary in teacher_summaries(records.collect()).items():
+        if summary["llm_tried"]:
+            click.echo(
+                f"LLM, {variant}: {summary['llm_accepted']} of {summary['llm_tried']} records "
+                f"carry accepted model text ({summary['llm_acceptance']:.1%}); mean grounding "
+                f"{summary['mean_grounding']} content words"
+            )
+    if throughput:
+        click.echo(
+            f"LLM generation: {throughput['calls']} calls, {throughput['tokens']} tokens in "
+            f"{throughput['seconds']:.0f} s ({throughput['tokens_per_s']:.1f} tokens/s, "
+            f"{throughput['documents_per_s']:.2f} documents/s)"
+        )
     for variant in ("experiential", "social"):
         # an accepted teacher output when there is one, else the first record
         example = (
