@@ -36,6 +36,7 @@ from raising_dagster.expectations.invariants import curriculum_ordered, quaranti
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
 from raising_dagster.stages import card
+from raising_dagster.stages.dedup import find_duplicates
 from raising_dagster.stages.ingest import scan_landing
 from raising_dagster.stages.lineage import (
     AUDIT_COPIES,
@@ -174,6 +175,9 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
     shard_stats = [json.loads(layout.shard_stats(k).read_text()) for k in ready]
     con = connect(temp_dir=layout.root / ".duckdb_tmp")
     try:
+        duplicates = find_duplicates(
+            con, [layout.shard_file("raw_docs", k) for k in ready], settings.dedup
+        )
         _, infeasible = order_records(
             con,
             [layout.shard_file("scored_docs", k) for k in ready],
@@ -183,6 +187,7 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
             settings.curriculum,
             settings.codex,
             settings.identity,
+            duplicates,
         )
         write_parquet(
             con.sql("SELECT * FROM excluded ORDER BY shard, doc_id, variant").pl(),
