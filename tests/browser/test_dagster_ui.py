@@ -14,8 +14,10 @@ import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from selenium.common.exceptions import ElementClickInterceptedException
 
 from tests.browser.conftest import wait_until
 from tests.conftest import write_jsonl
@@ -40,8 +42,13 @@ def session(
         {"id": "def-1", "title": "Honesty", "kind": "definition", "text": DEFINITION},
         {"id": "dil-1", "title": "The Pharmacist", "kind": "dilemma", "text": DILEMMA},
     ]
+    # the same stories retold in each shard (exact duplicates across shards leave the corpus)
+    retold = {"alpha": "", "beta": " I heard it again.", "gamma": " We read it in school."}
     for shard in ("alpha", "beta"):
-        write_jsonl(landing / f"{shard}.jsonl", [{**d, "id": f"{d['id']}-{shard}"} for d in docs])
+        write_jsonl(
+            landing / f"{shard}.jsonl",
+            [{**d, "id": f"{d['id']}-{shard}", "text": d["text"] + retold[shard]} for d in docs],
+        )
     write_jsonl(
         landing / "gamma.jsonl",
         [{**docs[0], "id": "fable-gamma"}] + [f"not json, line {i}" for i in range(BAD_LINES)],
@@ -58,30 +65,49 @@ def session(
     assert refused.returncode == 3, refused.stderr[-3000:]
     assert "quarantined_share_within_limit" in refused.stderr
     with dagster_dev(env, root / "dagster-dev.log") as url:
-        yield {"url": url, "store": store, "landing": landing, "docs": docs}
+        yield {
+            "url": url,
+            "store": store,
+            "landing": landing,
+            "docs": docs,
+            "retold": retold["gamma"],
+        }
 
 
 def _body(browser) -> str:
     return browser.find_element("tag name", "body").text
 
 
-def _open(browser, url: str, expect: str) -> None:
-    """Open a page, wait for `expect` in its text, and close the community dialog if shown."""
-    browser.get(url)
-    wait_until(lambda: expect in _body(browser), 60, f"{expect!r} on {url}")
+def _dismiss_dialogs(browser) -> None:
+    """Close Dagster's "Join the Dagster community" dialog, which opens a moment after a page."""
     for button in browser.find_elements("xpath", "//button[normalize-space(.)='Skip']"):
         if button.is_displayed():
             button.click()
 
 
+def _open(browser, url: str, expect: str) -> None:
+    """Open a page and wait for `expect` in its text."""
+    browser.get(url)
+    wait_until(lambda: expect in _body(browser), 60, f"{expect!r} on {url}")
+
+
 def _click(browser, text: str, tag: str = "*") -> None:
-    def visible():
+    """Click the last visible element of exactly this text, once nothing covers it."""
+
+    def clicked() -> bool:
+        _dismiss_dialogs(browser)
         literal = json.dumps(text, ensure_ascii=False)  # an XPath string literal ("…" kept)
         found = browser.find_elements("xpath", f"//{tag}[normalize-space(.)={literal}]")
-        return [e for e in found if e.is_displayed()]
+        visible = [e for e in found if e.is_displayed()]
+        if not visible:
+            return False
+        try:
+            visible[-1].click()
+        except ElementClickInterceptedException:  # a dialog opened over it: closed next try
+            return False
+        return True
 
-    elements = wait_until(visible, 30, f"a visible {tag} {text!r}")
-    elements[-1].click()
+    wait_until(clicked, 30, f"a clickable {tag} {text!r}")
 
 
 def test_a_failed_check_shows_what_it_found_and_the_offending_records(
@@ -96,8 +122,11 @@ def test_a_failed_check_shows_what_it_found_and_the_offending_records(
     assert "Quarantined records over records in" in text
     assert f"{BAD_LINES} of {6 + 1 + BAD_LINES} records quarantined" in text
     # the offending shards, as the check lists them
-    show = "//tr[td[normalize-space(.)='shards_most_quarantined']]//*[text()='[Show Markdown]']"
-    wait_until(lambda: browser.find_elements("xpath", show), 30, "the offending table")[0].click()
+    _click(
+        browser,
+        "[Show Markdown]",
+        "*[ancestor::tr[td[normalize-space(.)='shards_most_quarantined']]]",
+    )
     text = wait_until(
         lambda: (t := _body(browser)) and "gamma.jsonl" in t and t, 30, "the offending shard"
     )
@@ -120,10 +149,16 @@ def test_materialize_all_from_the_asset_graph_publishes(session: dict, browser) 
     # the data engineer fixes the shard, then materializes everything from the asset graph
     write_jsonl(
         session["landing"] / "gamma.jsonl",
-        [{**d, "id": f"{d['id']}-gamma"} for d in session["docs"]],
+        [
+            {**d, "id": f"{d['id']}-gamma", "text": d["text"] + session["retold"]}
+            for d in session["docs"]
+        ],
     )
     before = {b["id"] for b in _backfills(url)}
-    _open(browser, f"{url}/asset-groups/raising@raising_dagster", "Materialize all")
+    # the asset graph filtered to the `raising` group (typing `group:"raising"` in its filter box
+    # leads here); the `evaluation` group's student probe is not part of this backfill
+    graph = url + "/asset-groups~" + quote('group:"raising"') + "/"
+    _open(browser, graph, "Materialize all")
     _click(browser, "Materialize all…", "button")
     wait_until(lambda: "Launch runs to materialize 7 assets" in _body(browser), 30, "the dialog")
     _click(browser, "All", "button")

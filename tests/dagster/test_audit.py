@@ -178,8 +178,13 @@ def test_withdrawn_documents_and_shards_leave_the_next_publication(
     docs: list[dict[str, str]],
 ) -> None:
     store = raising.store_dir
-    for suffix in ("g", "d"):  # enough documents left to fill every stage after the withdrawal
-        write_jsonl(landing / f"{suffix}.jsonl", [{**d, "id": f"{d['id']}-{suffix}"} for d in docs])
+    # enough documents left to fill every stage after the withdrawal (retold, not copied:
+    # exact duplicates across shards leave the corpus)
+    for suffix, retold in (("g", " A teacher read it in school."), ("d", " Told at bedtime.")):
+        write_jsonl(
+            landing / f"{suffix}.jsonl",
+            [{**d, "id": f"{d['id']}-{suffix}", "text": d["text"] + retold} for d in docs],
+        )
     before = _records(publish())
     # an id in several shards must be named with its shard; an unknown one is refused
     result = CliRunner().invoke(main, ["withdraw", "fable-1", "--out", store])
