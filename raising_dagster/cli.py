@@ -20,9 +20,33 @@ import polars as pl
 from pydantic import ValidationError
 
 from raising_dagster.config import RaisingSettings, TeacherSettings, load_settings
+from raising_dagster.storage import Location, S3Path, location
 from raising_dagster.store import StoreLayout
 
 _PATH = click.Path(path_type=Path)
+
+
+class _LocationType(click.ParamType):
+    """A local path or an `s3://bucket/prefix` URI (storage.py)."""
+
+    name = "path|s3-uri"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+        if isinstance(value, Path | S3Path):
+            return value
+        try:
+            return location(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+_LOCATION = _LocationType()
+
+
+def _absolute(value: Location) -> Location:
+    return value.resolve() if isinstance(value, Path) else value
+
+
 EXIT_FAILED = 1
 EXIT_USAGE = 2  # click's own
 EXIT_REFUSED = 3
@@ -58,9 +82,9 @@ def main() -> None:
 
 _LANDING = click.option(
     "--landing",
-    type=_PATH,
+    type=_LOCATION,
     default=None,
-    help="Folder of raw shards (JSONL, JSONL.gz/.zst, Parquet, .txt) "
+    help="Folder (or s3://bucket/prefix) of raw shards (JSONL, JSONL.gz/.zst, Parquet, .txt) "
     "[default: from config, else the bundled sample].",
 )
 _TEACHER = click.option(
@@ -82,8 +106,8 @@ _RUN_CONFIG = click.option(
 
 def _settings_from_flags(
     config: Path | None,
-    landing: Path | None,
-    out: Path | None,
+    landing: Location | None,
+    out: Location | None,
     teacher: str | None,
     codex: Path | None,
 ) -> RaisingSettings:
@@ -102,7 +126,12 @@ def _settings_from_flags(
 
 @main.command()
 @_LANDING
-@click.option("--out", type=_PATH, required=True, help="Store folder for every asset's files.")
+@click.option(
+    "--out",
+    type=_LOCATION,
+    required=True,
+    help="Store folder (or s3://bucket/prefix) for every asset's files.",
+)
 @_TEACHER
 @_CODEX
 @_RUN_CONFIG
@@ -113,8 +142,8 @@ def _settings_from_flags(
     help="Dagster instance folder [default: $DAGSTER_HOME, else OUT/dagster_home].",
 )
 def run(
-    landing: Path | None,
-    out: Path,
+    landing: Location | None,
+    out: Location,
     teacher: str | None,
     codex: Path | None,
     config: Path | None,
@@ -125,10 +154,14 @@ def run(
     Exit codes: 0 published; 1 a run failed; 2 usage error; 3 publication refused by a quality
     check; 4 configuration or input unusable."""
     settings = _settings_from_flags(config, landing, out, teacher, codex)
-    landing = Path(settings.landing_dir)
+    landing = settings.landing_dir
     if not landing.is_dir():
         raise InvalidInput(f"landing folder {landing} does not exist or is not a folder")
-    home = (dagster_home or Path(os.environ.get("DAGSTER_HOME") or out / "dagster_home")).resolve()
+    # the instance is SQLite unless dagster.yaml says otherwise: never on S3
+    local_out = settings.storage.work_dir if isinstance(out, S3Path) else out
+    home = (
+        dagster_home or Path(os.environ.get("DAGSTER_HOME") or local_out / "dagster_home")
+    ).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
@@ -136,12 +169,12 @@ def run(
     from dagster import DagsterInstance
 
     from raising_dagster.resources import RaisingResource
-    from raising_dagster.runner import hold_output, run_pipeline
+    from raising_dagster.runner import hold_output, lock_folder, run_pipeline
 
     raising = RaisingResource(
         config_file=str(config) if config else None,
-        landing_dir=str(landing.resolve()),
-        store_dir=str(out.resolve()),
+        landing_dir=str(_absolute(landing)),
+        store_dir=str(_absolute(out)),
         teacher=teacher,
         codex_path=str(codex.resolve()) if codex else None,
     )
@@ -149,7 +182,7 @@ def run(
         raising.settings  # noqa: B018 - validate settings before any run starts
     # one runner at a time per output folder and instance, locked before the instance is first
     # created (two processes creating one SQLite instance leave it with two alembic heads)
-    with hold_output([out.resolve(), home], progress=click.echo):
+    with hold_output([lock_folder(raising.settings), home], progress=click.echo):
         if not (home / "dagster.yaml").exists():
             (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
         with DagsterInstance.get() as instance:
@@ -165,7 +198,7 @@ def run(
         sys.exit(EXIT_REFUSED if refused else EXIT_FAILED)
     for advisory in report.advisories:
         click.echo(f"Advisory (does not block publication): {advisory}", err=True)
-    _summary(out.resolve(), len(report.shards), home, report.teacher)
+    _summary(raising.layout, len(report.shards), home, report.teacher)
 
 
 def teacher_summaries(records: pl.DataFrame) -> dict[str, dict[str, object]]:
@@ -178,8 +211,13 @@ def teacher_summaries(records: pl.DataFrame) -> dict[str, dict[str, object]]:
     }
 
 
-def _summary(out: Path, n_shards: int, home: Path, throughput: dict[str, float]) -> None:
-    manifest = json.loads((out / "training_ready" / "manifest.json").read_text())
+def _summary(layout: StoreLayout, n_shards: int, home: Path, throughput: dict[str, float]) -> None:
+    from raising_dagster.storage import scan_parquet
+    from raising_dagster.store import resolve_publication
+
+    out = layout.root
+    current = resolve_publication(layout)  # the link's target, or on S3 the pointer's
+    manifest = json.loads((current / "manifest.json").read_text())
     click.echo(
         f"\nPublished {manifest['records']} records from {n_shards} shards: "
         + (
@@ -203,15 +241,15 @@ def _summary(out: Path, n_shards: int, home: Path, throughput: dict[str, float])
             f"{phase.get('megatron_prefix', 'HF config ' + phase['hf_config'])}"
         )
     quarantined = sum(s["quarantined"] for s in manifest["input_shards"])
-    current = (out / "training_ready").resolve()
-    click.echo(f"Training-ready corpus: {out / 'training_ready'} -> publication {current.name}")
+    pointer = layout.pointer_file if layout.remote else layout.training_dir
+    click.echo(f"Training-ready corpus: {pointer} -> publication {current.name}")
     click.echo(f"Audit report: {current / manifest.get('report', 'audit/report.html')}")
     for entry in manifest.get("left_out_shards", []):
         why = f"{entry['reason']} {entry['detail']}".rstrip()
         click.echo(f"Left out: shard {entry['shard']}: {why}")
     click.echo(f"Quarantine ({quarantined} records): {out / 'quarantine'}")
     click.echo(f"Dagster home (for `make ui`): {home}")
-    records = pl.scan_parquet(out / "training_ready" / "data" / "*.parquet")
+    records = scan_parquet(current / "data" / "*.parquet")
     writers = (
         records.group_by("variant", "teacher_backend", "fallback_reason")
         .len()
@@ -267,13 +305,15 @@ def synth(n_docs: int, out: Path, n_shards: int, seed: int) -> None:
 
 @main.command("settings")
 @_LANDING
-@click.option("--out", type=_PATH, default=None, help="Store folder [default: from config].")
+@click.option(
+    "--out", type=_LOCATION, default=None, help="Store folder or S3 URI [default: from config]."
+)
 @_TEACHER
 @_CODEX
 @_RUN_CONFIG
 def show_settings(
-    landing: Path | None,
-    out: Path | None,
+    landing: Location | None,
+    out: Location | None,
     teacher: str | None,
     codex: Path | None,
     config: Path | None,
@@ -286,7 +326,9 @@ def show_settings(
     click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False), nl=False)
 
 
-def _store_settings(store: Path | None, config: Path | None) -> tuple[Path, RaisingSettings]:
+def _store_settings(
+    store: Location | None, config: Path | None
+) -> tuple[Location, RaisingSettings]:
     with _config_errors():
         settings = load_settings(config, store_dir=store)
     return settings.store_dir, settings
@@ -294,11 +336,15 @@ def _store_settings(store: Path | None, config: Path | None) -> tuple[Path, Rais
 
 @main.group()
 def cache() -> None:
-    """The teacher's generation cache (STORE/teacher_cache)."""
+    """The teacher's generation cache (teacher.cache_dir; default STORE/teacher_cache, or
+    storage.work_dir/teacher_cache when the store is on S3: SQLite needs a local disk)."""
 
 
 _STORE = click.option(
-    "--store", type=_PATH, default=None, help="Store folder [default: from config: data/store]."
+    "--store",
+    type=_LOCATION,
+    default=None,
+    help="Store folder or S3 URI [default: from config: data/store].",
 )
 _CONFIG = click.option("--config", type=_PATH, default=None, help="Settings YAML.")
 
@@ -306,15 +352,14 @@ _CONFIG = click.option("--config", type=_PATH, default=None, help="Settings YAML
 @cache.command("stats")
 @_STORE
 @_CONFIG
-def cache_stats(store: Path | None, config: Path | None) -> None:
+def cache_stats(store: Location | None, config: Path | None) -> None:
     """Entries, fallbacks, files and size per stage."""
-    from raising_dagster.teacher import CACHE_DIR
     from raising_dagster.teacher.cache import GenerationCache
 
-    root, _ = _store_settings(store, config)
-    rows = GenerationCache(root / CACHE_DIR).stats()
+    _, settings = _store_settings(store, config)
+    rows = GenerationCache(settings.teacher_cache_dir).stats()
     if not rows:
-        click.echo(f"no cache entries under {root / CACHE_DIR}")
+        click.echo(f"no cache entries under {settings.teacher_cache_dir}")
         return
     for row in rows:
         click.echo(
@@ -332,7 +377,7 @@ def cache_stats(store: Path | None, config: Path | None) -> None:
 @click.option("--fallbacks", is_flag=True, help="Drop fallback entries (they are retried).")
 @click.option("--dry-run", is_flag=True)
 def cache_prune(
-    store: Path | None,
+    store: Location | None,
     config: Path | None,
     older_than: float | None,
     stale: bool,
@@ -342,17 +387,16 @@ def cache_prune(
     """Drop duplicate, old, stale or fallback entries and compact each stage into one file."""
     from datetime import timedelta
 
-    from raising_dagster.teacher import CACHE_DIR
     from raising_dagster.teacher.base import STAGES
     from raising_dagster.teacher.cache import GenerationCache
     from raising_dagster.teacher.llm import LlmTeacher
 
-    root, settings = _store_settings(store, config)
+    _, settings = _store_settings(store, config)
     keep = None
     if stale:
         current = LlmTeacher(settings.teacher, settings.identity, model="")
         keep = {current.prompt_sha(stage) for stage in STAGES}
-    report = GenerationCache(root / CACHE_DIR).prune(
+    report = GenerationCache(settings.teacher_cache_dir).prune(
         older_than=None if older_than is None else timedelta(days=older_than),
         keep_prompt_shas=keep,
         drop_fallbacks=fallbacks,
@@ -385,7 +429,7 @@ def teacher_prepare(data_dir: Path) -> None:
 @click.option("--out", type=_PATH, required=True, help="Folder for probe.json, completions, plots.")
 @click.option(
     "--store",
-    type=_PATH,
+    type=_LOCATION,
     default=None,
     help="Store of a published corpus (`raising run --out`) [default: from config: data/store].",
 )
@@ -399,7 +443,7 @@ def teacher_prepare(data_dir: Path) -> None:
 @_CONFIG
 def probe(
     out: Path,
-    store: Path | None,
+    store: Location | None,
     budget_tokens: int | None,
     device: str | None,
     config: Path | None,
@@ -426,9 +470,9 @@ _OUT = click.option(
     "--out",
     "--store",
     "out",
-    type=_PATH,
+    type=_LOCATION,
     default=None,
-    help="Store folder (the --out of `raising run`) [default: from config: data/store].",
+    help="Store folder or S3 URI (the --out of `raising run`) [default: from config: data/store].",
 )
 _PUBLICATION = click.option(
     "--publication",
@@ -437,12 +481,12 @@ _PUBLICATION = click.option(
 )
 
 
-def _layout(out: Path | None, config: Path | None = None) -> StoreLayout:
-    root, _ = _store_settings(out, config)
-    return StoreLayout(Path(root))
+def _layout(out: Location | None, config: Path | None = None) -> StoreLayout:
+    root, settings = _store_settings(out, config)
+    return StoreLayout(root, settings.storage.work_dir)
 
 
-def _publication_folder(out: Path | None, publication: str | None) -> Path:
+def _publication_folder(out: Location | None, publication: str | None) -> Location:
     from raising_dagster.store import resolve_publication
 
     try:
@@ -459,7 +503,7 @@ def publications() -> None:
 @publications.command("list")
 @_OUT
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def publications_list(out: Path | None, as_json: bool) -> None:
+def publications_list(out: Location | None, as_json: bool) -> None:
     """The kept publications, oldest first; * marks the current one (STORE/training_ready)."""
     from raising_dagster.store import list_publications
 
@@ -488,7 +532,7 @@ def publications_list(out: Path | None, as_json: bool) -> None:
     help="How many of the newest publications to keep (the current one is always kept).",
 )
 @click.option("--dry-run", is_flag=True)
-def publications_prune(out: Path | None, keep: int, dry_run: bool) -> None:
+def publications_prune(out: Location | None, keep: int, dry_run: bool) -> None:
     """Remove old publications."""
     from raising_dagster.store import prune_publications
 
@@ -503,7 +547,9 @@ def publications_prune(out: Path | None, keep: int, dry_run: bool) -> None:
 @_PUBLICATION
 @click.option("--json", "as_json", is_flag=True, help="Print the whole chain as JSON.")
 @click.option("--full", is_flag=True, help="Print texts whole, not cut.")
-def trace(ident: str, out: Path | None, publication: str | None, as_json: bool, full: bool) -> None:
+def trace(
+    ident: str, out: Location | None, publication: str | None, as_json: bool, full: bool
+) -> None:
     """Follow a record through a publication: ID is a training record's doc_id
     (shard/doc#variant), a position, or a raw document id (shard/doc or doc). Prints the raw text
     and where it came from, scores, each stage's output and how it was made (model, prompt,
@@ -533,7 +579,7 @@ def trace(ident: str, out: Path | None, publication: str | None, as_json: bool, 
 )
 @_OUT
 def withdraw(
-    doc_ids: tuple[str, ...], shards: tuple[str, ...], reason: str, out: Path | None
+    doc_ids: tuple[str, ...], shards: tuple[str, ...], reason: str, out: Location | None
 ) -> None:
     """Withdraw raw documents (shard/doc_id, a training doc_id, or a doc_id unique in the store)
     or whole shards: the next publication drops every record derived from them and lists the
@@ -571,9 +617,9 @@ def withdraw(
 @_OUT
 @_PUBLICATION
 @click.option(
-    "--to", "to", type=_PATH, default=None, help="Write here [default: in the publication]."
+    "--to", "to", type=_LOCATION, default=None, help="Write here [default: in the publication]."
 )
-def report(out: Path | None, publication: str | None, to: Path | None) -> None:
+def report(out: Location | None, publication: str | None, to: Location | None) -> None:
     """Write the self-contained HTML audit report of a publication; prints its path."""
     from raising_dagster.stages.report import write_report
 

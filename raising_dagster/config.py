@@ -11,10 +11,19 @@ from functools import cached_property
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +32,7 @@ from pydantic_settings import (
 )
 
 from raising_dagster.probe.settings import ProbeSettings
+from raising_dagster.storage import S3Options, S3Path, is_s3, location
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -30,6 +40,23 @@ PACKAGE_DIR = Path(str(resources.files("raising_dagster")))
 DEFAULT_CODEX = PACKAGE_DIR / "codex" / "values.yaml"
 DEFAULT_IDENTITY = PACKAGE_DIR / "codex" / "identity.yaml"
 SAMPLE_CORPUS = PACKAGE_DIR / "sample_corpus"
+
+
+def _to_location(value: object) -> Path | S3Path:
+    if isinstance(value, Path | S3Path):
+        return value
+    if isinstance(value, str):
+        return location(value)
+    raise ValueError(f"expected a local path or an s3://bucket/prefix URI, not {value!r}")
+
+
+# A local folder (Path) or an S3 prefix (S3Path) given as `s3://bucket/prefix`.
+StorageLocation = Annotated[
+    Path | S3Path,
+    PlainValidator(_to_location),
+    PlainSerializer(str, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string"}),
+]
 
 
 def sha256_hex(data: bytes | str) -> str:
@@ -253,7 +280,10 @@ class TeacherSettings(BaseModel):
     max_model_len: int = Field(default=2048, ge=128)
     max_attempts: int = Field(default=3, ge=1)
     structured_dialogue: bool = False  # social stage as JSON turns (structured output)
-    cache: bool = True  # the generation cache under STORE_DIR/teacher_cache
+    cache: bool = True  # the generation cache (SQLite) under cache_dir
+    # a local folder (SQLite needs a local file system); None: STORE_DIR/teacher_cache for a
+    # local store, STORAGE.WORK_DIR/teacher_cache for a store on S3
+    cache_dir: Path | None = None
     llm_share: float = Field(default=1.0, ge=0.0, le=1.0)  # seeded share of documents for the LLM
     min_length_ratio: float = Field(default=0.25, ge=0.0)
     max_length_ratio: float = Field(default=4.0, gt=0.0)
@@ -271,6 +301,16 @@ class TeacherSettings(BaseModel):
     retry_budget: float = Field(default=0.5, ge=0.0)  # retries per batch, as a share of requests
     backoff_s: float = Field(default=0.5, ge=0.0)
     max_backoff_s: float = Field(default=20.0, ge=0.0)
+
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _cache_dir_local(cls, value: Any) -> Any:
+        if is_s3(value):
+            raise ValueError(
+                f"teacher.cache_dir must be a local folder, not {value}: the generation cache is "
+                "SQLite, which needs a local file system (keep the store on S3 and the cache local)"
+            )
+        return value
 
     def prompt_id(self, stage: FramingStage) -> str:
         """The LLM prompt of a stage: the override, else the mode's default."""
@@ -446,6 +486,29 @@ class DatasetCardSettings(BaseModel):
     pretty_name: str = "Model-raising curriculum corpus"
 
 
+class StorageSettings(BaseModel):
+    """Object storage: how to reach an S3-compatible store (credentials only from the
+    environment) and the local folder for what cannot live on S3."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # the endpoint of an S3-compatible store (MinIO, Ceph, ...); None: AWS_ENDPOINT_URL, else AWS
+    s3_endpoint_url: str | None = None
+    # local scratch space when the store is on S3: publication staging, DuckDB's spill files,
+    # the runner's lock, the default generation cache
+    work_dir: Path = Path("data/work")
+
+    @field_validator("work_dir", mode="before")
+    @classmethod
+    def _work_dir_local(cls, value: Any) -> Any:
+        if is_s3(value):
+            raise ValueError(f"storage.work_dir must be a local folder, not {value}")
+        return value
+
+    def s3_options(self) -> S3Options:
+        return S3Options.from_env(self.s3_endpoint_url)
+
+
 CONFIG_FILE_ENV = "RAISING_CONFIG_FILE"
 # The YAML file `load_settings` is reading, for the settings source of RaisingSettings.
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("raising_config_file", default=None)
@@ -487,8 +550,8 @@ class RaisingSettings(BaseSettings):
         env_prefix="RAISING_", env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
-    landing_dir: Path = SAMPLE_CORPUS
-    store_dir: Path = Path("data/store")
+    landing_dir: StorageLocation = SAMPLE_CORPUS
+    store_dir: StorageLocation = Path("data/store")
     codex_path: Path = DEFAULT_CODEX
     identity_path: Path = DEFAULT_IDENTITY
     teacher: TeacherSettings = Field(default_factory=TeacherSettings)
@@ -500,6 +563,27 @@ class RaisingSettings(BaseSettings):
     dedup: DedupSettings = Field(default_factory=DedupSettings)
     dataset_card: DatasetCardSettings = Field(default_factory=DatasetCardSettings)
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+
+    @model_validator(mode="after")
+    def _s3_endpoint(self) -> RaisingSettings:
+        """S3 locations reach the configured endpoint (else the environment's)."""
+        options = self.storage.s3_options()
+        for name in ("landing_dir", "store_dir"):
+            value = getattr(self, name)
+            if isinstance(value, S3Path) and value.options != options:
+                setattr(self, name, location(value, options))
+        return self
+
+    @property
+    def teacher_cache_dir(self) -> Path:
+        """The generation cache's folder: `teacher.cache_dir`, else beside the store when it is
+        local, else under `storage.work_dir` (SQLite needs a local file system)."""
+        if self.teacher.cache_dir is not None:
+            return self.teacher.cache_dir
+        if isinstance(self.store_dir, S3Path):
+            return self.storage.work_dir / "teacher_cache"
+        return self.store_dir / "teacher_cache"
 
     @cached_property
     def codex(self) -> ValueCodex:
@@ -537,7 +621,15 @@ class RaisingSettings(BaseSettings):
 
     def config_sha(self) -> str:
         """Hash of the settings that shape the output (paths excluded)."""
-        shaping = self.model_dump(mode="json", exclude={"landing_dir", "store_dir"})
+        shaping = self.model_dump(
+            mode="json",
+            exclude={
+                "landing_dir": True,
+                "store_dir": True,
+                "storage": True,
+                "teacher": {"cache_dir"},
+            },
+        )
         return sha256_hex(json.dumps(shaping, sort_keys=True))
 
 

@@ -28,11 +28,14 @@ ASSETS = [
 def build_definitions(raising: RaisingResource | None = None) -> Definitions:
     """The code location; `raising` overrides the settings resource (default: env, config)."""
     raising = raising or RaisingResource()
+    # the boto3 client of the sensor (and of user code): dagster-aws' S3Resource, endpoint and
+    # region from the settings or the environment, credentials from the environment only
+    s3 = raising.settings.storage.s3_options().resource()
     return Definitions(
         assets=with_code_versions(ASSETS, raising.settings),
         jobs=[raise_shard_job, publish_curriculum_job, probe_student_job],
         sensors=[raw_shard_sensor],
-        resources={"raising": raising, "teacher": TeacherResource(raising=raising)},
+        resources={"raising": raising, "teacher": TeacherResource(raising=raising), "s3": s3},
         loggers={"console": console_logger},
         # every run (jobs and ad-hoc materializations from the UI) in one process, so the
         # teacher's engine starts once a run, not once a step

@@ -32,6 +32,7 @@ from dagster import (
     RunsFilter,
 )
 
+from raising_dagster.config import RaisingSettings
 from raising_dagster.definitions import build_definitions
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
@@ -144,6 +145,14 @@ def hold_output(
         yield
 
 
+def lock_folder(settings: RaisingSettings) -> Path:
+    """The local folder whose lock stands for the store: the store itself, or for a store on S3
+    `storage.work_dir` (an S3 prefix cannot be locked: two machines writing one S3 store are not
+    kept apart, two runs on one machine are)."""
+    store = settings.store_dir
+    return store if isinstance(store, Path) else settings.storage.work_dir
+
+
 def clean_stale_files(store: Path) -> list[str]:
     """Remove what a killed run left in the store (STALE_PATTERNS); call under `hold_output`."""
     removed = []
@@ -231,7 +240,7 @@ def run_pipeline(
     a blocking check failed; `progress` hears a line per finished run and per skipped file. Holds
     the store and the instance folder (module doc). A vLLM engine started by the runs is shared
     by all of them and shut down at the end."""
-    folders = [Path(raising.settings.store_dir), Path(instance.root_directory)]
+    folders = [lock_folder(raising.settings), Path(instance.root_directory)]
     try:
         with hold_output(folders, progress):
             return _run_pipeline(raising, instance, progress)
@@ -244,14 +253,14 @@ def _run_pipeline(
     raising: RaisingResource, instance: DagsterInstance, progress: Progress
 ) -> PipelineReport:
     report = PipelineReport()
-    report.cleaned = clean_stale_files(Path(raising.settings.store_dir))
+    report.cleaned = clean_stale_files(raising.layout.local_dir)
     if report.cleaned:
         progress(f"removed {len(report.cleaned)} files left by an interrupted run")
     report.abandoned_runs = fail_abandoned_runs(instance)
     for run_id in report.abandoned_runs:
         progress(f"run {run_id} was left unfinished by a killed process: marked failed")
     defs = build_definitions(raising)
-    scan = scan_landing(Path(raising.settings.landing_dir))
+    scan = scan_landing(raising.settings.landing_dir)
     report.shards, report.skipped = list(scan.shards), scan.skipped
     for skipped in scan.skipped:
         progress(skipped.line())

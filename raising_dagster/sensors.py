@@ -1,8 +1,13 @@
-"""The sensor that registers new raw shards as partitions and asks for their runs."""
+"""The sensor that registers new raw shards as partitions and asks for their runs.
+
+The landing folder may be local or an S3 prefix. On S3 every tick lists the whole prefix (one
+paginated listing through dagster-aws' S3Resource) and compares each object's key and ETag with
+the cursor: no `since_key`/`since_last_modified` watermark, which skips objects written in the
+same second as the last one seen (S3 times have a one-second resolution) or listed out of order.
+"""
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from dagster import (
     AssetKey,
@@ -15,12 +20,14 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from dagster_aws.s3 import S3Resource
 
 from raising_dagster.config import sha256_file
 from raising_dagster.jobs import SHARD_ASSETS, raise_shard_job
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
 from raising_dagster.stages.ingest import scan_landing
+from raising_dagster.storage import Location, S3Path
 
 _SKIPPED = "_skipped"  # cursor entry of skipped file names (a shard key never starts with "_")
 
@@ -34,32 +41,42 @@ class ShardPlan:
     def run_key(self, key: str) -> str:
         """Unique per content change: A, then B, then A again gives three keys."""
         entry = self.cursor[key]
-        return f"{key}@{entry.get('generation', 0)}:{entry['sha']}"
+        version = entry["etag"] if "etag" in entry else entry["sha"]
+        return f"{key}@{entry.get('generation', 0)}:{version}"
 
 
-def plan_shards(shards: dict[str, Path], cursor: dict[str, dict[str, object]]) -> ShardPlan:
-    """Which shards are new and which changed content since the cursor; hashes a file only when
-    its size or modification time moved. Each content change bumps the shard's generation."""
+def _version(path: Location, before: dict[str, object] | None) -> dict[str, object] | None:
+    """What identifies a shard's content: for an S3 object its ETag (from the listing, no
+    download); for a local file its SHA-256, computed only when size or mtime moved. None: the
+    same as `before`."""
+    stat = path.stat()
+    if isinstance(path, S3Path):
+        if before and before.get("etag") == stat.etag:
+            return None
+        return {"etag": stat.etag, "size": stat.st_size}
+    if before and before.get("size") == stat.st_size and before.get("mtime_ns") == stat.st_mtime_ns:
+        return None
+    return {"sha": sha256_file(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def plan_shards(shards: dict[str, Location], cursor: dict[str, dict[str, object]]) -> ShardPlan:
+    """Which shards are new and which changed content since the cursor (`_version`). Each content
+    change bumps the shard's generation, so a change back to earlier content runs again."""
     new, changed, seen = [], [], {}
     for key, path in shards.items():
-        stat = path.stat()
         before = cursor.get(key)
-        if before and before["size"] == stat.st_size and before["mtime_ns"] == stat.st_mtime_ns:
+        version = _version(path, before)
+        if version is None and before is not None:
             seen[key] = before
             continue
-        sha = sha256_file(path)
         generation = int(before.get("generation", 0)) if before else 0
+        content = "etag" if "etag" in version else "sha"
         if before is None:
             new.append(key)
-        elif before["sha"] != sha:
+        elif before.get(content) != version[content]:
             changed.append(key)
             generation += 1
-        seen[key] = {
-            "sha": sha,
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-            "generation": generation,
-        }
+        seen[key] = {**version, "generation": generation}
     # Shards that left the landing folder stay in the cursor: back unchanged, they are not new.
     return ShardPlan(new=new, changed=changed, cursor={**cursor, **seen})
 
@@ -82,8 +99,10 @@ def already_raised(instance: DagsterInstance, plan: ShardPlan, keys: list[str]) 
             AssetRecordsFilter(asset_key=AssetKey("raw_docs"), asset_partitions=[key]), limit=1
         ).records
         event = records[0].asset_materialization if records else None
-        sha = event.metadata.get("content_sha") if event else None
-        if sha is not None and getattr(sha, "value", sha) == plan.cursor[key]["sha"]:
+        # an S3 shard is known by its ETag, a local one by its SHA-256
+        field = "etag" if "etag" in plan.cursor[key] else "sha"
+        value = event.metadata.get("etag" if field == "etag" else "content_sha") if event else None
+        if value is not None and getattr(value, "value", value) == plan.cursor[key][field]:
             raised[key] = records[0].run_id
     return raised
 
@@ -92,15 +111,19 @@ def already_raised(instance: DagsterInstance, plan: ShardPlan, keys: list[str]) 
     job=raise_shard_job,
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Registers each new raw shard in the landing folder as a partition and raises it; "
-    "re-raises a shard whose content changed; logs each file it skips, once, with the reason.",
+    description="Registers each new raw shard in the landing folder (local, or an S3 prefix) as a "
+    "partition and raises it; re-raises a shard whose content changed (SHA-256, or the S3 ETag); "
+    "logs each file it skips, once, with the reason.",
 )
 def raw_shard_sensor(
-    context: SensorEvaluationContext, raising: RaisingResource
+    context: SensorEvaluationContext, raising: RaisingResource, s3: S3Resource
 ) -> SensorResult | SkipReason:
     cursor = json.loads(context.cursor) if context.cursor else {}
     reported = set(cursor.pop(_SKIPPED, []))
-    scan = scan_landing(Path(raising.settings.landing_dir))
+    landing = raising.settings.landing_dir
+    if isinstance(landing, S3Path):
+        landing = landing.using(s3.get_client())
+    scan = scan_landing(landing)
     for skipped in scan.skipped:
         if skipped.name not in reported:
             context.log.warning(skipped.line())

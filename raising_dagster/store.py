@@ -1,10 +1,14 @@
-"""Where each asset's files live under the store folder, atomic writes, and publications.
+"""Where each asset's files live under the store (a local folder or an S3 prefix, see
+storage.py), atomic writes, and publications.
 
 Every publication of the training-ready corpus is kept, whole, under
-`STORE/publications/<id>/`; `STORE/training_ready` is a relative symbolic link to the current
-one, swapped atomically (readers, `datasets.load_dataset` and Megatron included, see one
-publication or the next, never half of one). `list_publications` and `prune_publications` serve
-`raising publications`.
+`STORE/publications/<id>/`. Locally `STORE/training_ready` is a relative symbolic link to the
+current one, swapped atomically (readers, `datasets.load_dataset` and Megatron included, see one
+publication or the next, never half of one). On S3, where nothing can be renamed atomically, the
+publication is uploaded under its own prefix (its `publication.json` last) and then the pointer
+object `STORE/training_ready.json` is written, naming it: readers follow the pointer, and a
+publication that fails or is refused leaves the previous pointer as it was.
+`list_publications` and `prune_publications` serve `raising publications`.
 """
 
 from __future__ import annotations
@@ -16,90 +20,123 @@ import re
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import polars as pl
+from raising_dagster.storage import (
+    Location,
+    S3Path,
+    remove_tree,
+    tree_size,
+    upload_tree,
+    write_json,
+    write_parquet,
+)
+
+__all__ = ["StoreLayout", "write_json", "write_parquet"]
 
 PUBLICATIONS = "publications"
 PUBLICATION_FILE = "publication.json"  # id, time, run ids, hashes: what the manifest does not hold
+POINTER_FILE = "training_ready.json"  # on S3: names the current publication (written last)
 _PUBLICATION_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.-]*$")
 
 
 @dataclass(frozen=True)
 class StoreLayout:
-    """The files of every asset under one root folder (the `--out` of `raising run`)."""
+    """The files of every asset under one root folder or S3 prefix (the `--out` of `raising
+    run`). `work_dir` is the local folder for what cannot live on S3 when the root is there
+    (publication staging, DuckDB's spill files); unused for a local root."""
 
-    root: Path
+    root: Location
+    work_dir: Path = field(default=Path("data/work"))
 
-    def shard_file(self, asset: str, partition: str) -> Path:
+    @property
+    def remote(self) -> bool:
+        return isinstance(self.root, S3Path)
+
+    @property
+    def local_dir(self) -> Path:
+        """Local scratch space: the root itself when it is local, else `work_dir`."""
+        return self.work_dir if isinstance(self.root, S3Path) else self.root
+
+    @property
+    def duckdb_tmp(self) -> Path:
+        """DuckDB's spill folder (always local)."""
+        return self.local_dir / ".duckdb_tmp"
+
+    def shard_file(self, asset: str, partition: str) -> Location:
         return self.root / asset / f"{partition}.parquet"
 
-    def shard_stats(self, partition: str) -> Path:
+    def shard_stats(self, partition: str) -> Location:
         return self.root / "raw_docs" / f"{partition}.stats.json"
 
-    def quarantine_file(self, partition: str) -> Path:
+    def quarantine_file(self, partition: str) -> Location:
         return self.root / "quarantine" / f"{partition}.parquet"
 
     @property
-    def skipped_files(self) -> Path:
+    def skipped_files(self) -> Location:
         """The landing folder's entries that are no shard, with reasons (JSON)."""
         return self.root / "quarantine" / "skipped_files.json"
 
     @property
-    def ordered_file(self) -> Path:
+    def ordered_file(self) -> Location:
         return self.root / "ordered_docs" / "ordered.parquet"
 
     @property
-    def exclusions_file(self) -> Path:
+    def exclusions_file(self) -> Location:
         return self.root / "ordered_docs" / "exclusions.parquet"
 
     @property
-    def training_dir(self) -> Path:
-        """The current publication (a symbolic link into `publications/`)."""
+    def training_dir(self) -> Location:
+        """Locally the link to the current publication; on S3 no such object exists: read the
+        pointer (`pointer_file`, `resolve_publication`)."""
         return self.root / "training_ready"
 
     @property
-    def publications_dir(self) -> Path:
+    def pointer_file(self) -> Location:
+        """On S3: the object naming the current publication."""
+        return self.root / POINTER_FILE
+
+    @property
+    def publications_dir(self) -> Location:
         return self.root / PUBLICATIONS
 
-    def publication_dir(self, publication_id: str) -> Path:
+    def publication_dir(self, publication_id: str) -> Location:
         return self.publications_dir / publication_id
 
     @property
-    def withdrawals_file(self) -> Path:
+    def withdrawals_file(self) -> Location:
         """Documents and shards withdrawn from the next publications (`raising withdraw`)."""
         return self.root / "withdrawals.json"
 
     def staging_dir(self) -> Path:
-        """A fresh folder name to write a publication into before it is published (the runner
-        removes such folders left by a killed run)."""
-        return self.root / f".{self.training_dir.name}.staging-{uuid.uuid4().hex}"
+        """A fresh local folder name to write a publication into before it is published (the
+        runner removes such folders left by a killed run)."""
+        return self.local_dir / f".training_ready.staging-{uuid.uuid4().hex}"
 
 
-def write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    """Write a Parquet file atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    frame.write_parquet(tmp, compression="zstd", statistics=True)
-    os.replace(tmp, path)
-
-
-def write_json(data: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def publish(layout: StoreLayout, staging: Path, publication_id: str) -> Path:
-    """Move a fully written staging folder to `publications/<id>` and point `training_ready` at
-    it: a new relative link renamed over the old one (atomic). A `training_ready` folder of the
-    layout before publications were kept becomes a publication of its own first."""
+def publish(layout: StoreLayout, staging: Path, publication_id: str) -> Location:
+    """Make a fully written staging folder publication `publications/<id>` and the current one.
+    Locally: move it there and point `training_ready` at it, a new relative link renamed over
+    the old one (atomic); a `training_ready` folder of the layout before publications were kept
+    becomes a publication of its own first. On S3: upload it (`publication.json` last), then
+    write the pointer object naming it; readers see the previous publication until then."""
     if not _PUBLICATION_ID.match(publication_id):
         raise ValueError(f"not a publication id: {publication_id!r}")
     target = layout.publication_dir(publication_id)
+    if isinstance(target, S3Path):
+        upload_tree(staging, target, last=[PUBLICATION_FILE])
+        write_json(
+            {
+                "id": publication_id,
+                "path": f"{PUBLICATIONS}/{publication_id}",
+                "pointed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            layout.pointer_file,
+        )
+        shutil.rmtree(staging, ignore_errors=True)
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staging, target)
     link = layout.training_dir
@@ -120,7 +157,7 @@ def _adopt_folder(layout: StoreLayout) -> None:
     os.replace(folder, layout.publication_dir(f"legacy-{digest[:12] or uuid.uuid4().hex[:12]}"))
 
 
-def new_publication_id(layout: StoreLayout, manifest: Path) -> str:
+def new_publication_id(layout: StoreLayout, manifest: Location) -> str:
     """A publication's id: its time (UTC, to the second) and its manifest's hash, unique in the
     store (ids sort by time)."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -133,14 +170,23 @@ def new_publication_id(layout: StoreLayout, manifest: Path) -> str:
 
 
 def current_publication(layout: StoreLayout) -> str | None:
-    """The id of the publication `training_ready` points at (None: nothing published)."""
+    """The id of the current publication: the one `training_ready` links to, or on S3 the one
+    the pointer object names (None: nothing published)."""
+    if layout.remote:
+        pointer = _read_json(layout.pointer_file)
+        return pointer.get("id") if isinstance(pointer.get("id"), str) else None
     link = layout.training_dir
     return Path(os.readlink(link)).name if link.is_symlink() else None
 
 
-def resolve_publication(layout: StoreLayout, publication_id: str | None = None) -> Path:
+def resolve_publication(layout: StoreLayout, publication_id: str | None = None) -> Location:
     """The folder of a publication (default: the current one); a clear error when there is none."""
     if publication_id is None:
+        if layout.remote:
+            current = current_publication(layout)
+            if current is None:
+                raise FileNotFoundError(f"nothing published in {layout.root} yet")
+            return layout.publication_dir(current)
         if not layout.training_dir.exists():
             raise FileNotFoundError(f"nothing published in {layout.root} yet")
         return layout.training_dir.resolve()
@@ -161,6 +207,8 @@ def list_publications(layout: StoreLayout) -> list[dict[str, Any]]:
         if folder.name.startswith("."):
             continue
         info = _read_json(folder / PUBLICATION_FILE)
+        if layout.remote and not info:
+            continue  # an upload cut short: publication.json is uploaded last
         manifest = _read_json(folder / "manifest.json")
         found.append(
             {
@@ -170,7 +218,7 @@ def list_publications(layout: StoreLayout) -> list[dict[str, Any]]:
                 "records": manifest.get("records"),
                 "shards": len(manifest.get("input_shards", [])),
                 "withdrawals": len(manifest.get("withdrawals", [])),
-                "bytes": sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()),
+                "bytes": tree_size(folder),
                 "path": str(folder),
             }
         )
@@ -185,11 +233,11 @@ def prune_publications(layout: StoreLayout, keep: int, dry_run: bool = False) ->
     removed = [p["id"] for p in publications if not p["current"] and p["id"] not in newest]
     if not dry_run:
         for publication_id in removed:
-            shutil.rmtree(layout.publication_dir(publication_id))
+            remove_tree(layout.publication_dir(publication_id))
     return removed
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Location) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

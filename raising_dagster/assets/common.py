@@ -26,6 +26,7 @@ from raising_dagster.prompts import load_prompt
 from raising_dagster.stages.order import VALUE_LINK
 from raising_dagster.stages.tasks import TASKS
 from raising_dagster.stages.tasks.experiential import RECONTEXTUALIZE_ID
+from raising_dagster.storage import S3Path, scan_parquet
 
 GROUP = "raising"
 _PREVIEW_CHARS = 240
@@ -55,13 +56,13 @@ def schema_metadata(schema: Mapping[str, pl.DataType]) -> dict[str, Any]:
 
 
 def table_metadata(
-    schema: Mapping[str, pl.DataType] | Path, rows: int, partitioned: bool = False
+    schema: Mapping[str, pl.DataType] | Path | S3Path, rows: int, partitioned: bool = False
 ) -> dict[str, Any]:
     """Dagster's standard metadata of a materialization: `dagster/row_count` (the rows written by
     it: the partition's for a partitioned asset, also as `dagster/partition_row_count`) and
-    `dagster/column_schema` (of a frame's schema, or of a Parquet file or glob)."""
-    if isinstance(schema, Path):
-        schema = pl.scan_parquet(schema).collect_schema()
+    `dagster/column_schema` (of a frame's schema, or of a Parquet file or glob, local or S3)."""
+    if isinstance(schema, Path | S3Path):
+        schema = scan_parquet(schema).collect_schema()
     metadata: dict[str, Any] = {
         ROW_COUNT: MetadataValue.int(rows),
         COLUMN_SCHEMA: MetadataValue.table_schema(table_schema(schema)),
@@ -80,7 +81,9 @@ def code_versions(settings: RaisingSettings) -> dict[str, str]:
     the stage's templates and prompts, and the settings that shape its output; so the UI shows an
     asset stale when any of them changes (the user's own codex included)."""
     codex, identity = model_sha(settings.codex), model_sha(settings.identity)
-    teacher = settings.teacher.model_dump(mode="json", exclude={"batch_size", "data_dir"})
+    teacher = settings.teacher.model_dump(
+        mode="json", exclude={"batch_size", "data_dir", "cache_dir"}
+    )
     versions = {
         "scored_docs": _sha(
             "score-v2",

@@ -6,7 +6,6 @@ import shutil
 import time
 from pathlib import Path
 
-import polars as pl
 from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -50,6 +49,7 @@ from raising_dagster.stages.order import connect, order_records, sql_literal
 from raising_dagster.stages.pack import build_training_corpus
 from raising_dagster.stages.report import REPORT_FILE, write_report
 from raising_dagster.stages.shards import Withdrawals, drop_documents, select_shards
+from raising_dagster.storage import Location, read_parquet
 from raising_dagster.store import (
     PUBLICATION_FILE,
     StoreLayout,
@@ -79,8 +79,13 @@ _LINEAGE_ASSETS = tuple(a.key.to_user_string() for a in SHARD_GATED_BY)
 
 
 def _ready_shards(layout: StoreLayout, registered: list[str]) -> tuple[list[str], list[str]]:
-    """Registered shards whose renderings are all written, and those still pending."""
-    ready = [k for k in registered if all(layout.shard_file(a, k).exists() for a in _RENDERINGS)]
+    """Registered shards whose renderings are all written, and those still pending (one listing
+    of each asset's folder, not a request per file: the store may be on S3)."""
+    written = [
+        {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+        for folder in (layout.root / a for a in _RENDERINGS)
+    ]
+    ready = [k for k in registered if all(f"{k}.parquet" in names for names in written)]
     return ready, [k for k in registered if k not in ready]
 
 
@@ -173,7 +178,7 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
     skipped = scan.skipped_records()
     write_json(skipped, layout.skipped_files)
     shard_stats = [json.loads(layout.shard_stats(k).read_text()) for k in ready]
-    con = connect(temp_dir=layout.root / ".duckdb_tmp")
+    con = connect(temp_dir=layout.duckdb_tmp, store=layout.root)
     try:
         duplicates = find_duplicates(
             con, [layout.shard_file("raw_docs", k) for k in ready], settings.dedup
@@ -196,7 +201,7 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
         withdrawn_docs = drop_documents(
             con, layout.ordered_file, layout.exclusions_file, withdrawals.documents
         )
-        exclusions = pl.read_parquet(layout.exclusions_file)
+        exclusions = read_parquet(layout.exclusions_file)
         summary = con.sql(
             f"""SELECT stage_index, stage, variant, count(*) AS records,
                        min(position) AS first_position, max(position) AS last_position
@@ -291,10 +296,10 @@ def training_ready_corpus(
             refusal(problems),
             metadata={"failed_checks": MetadataValue.json([p.__dict__ for p in problems])},
         )
-    exclusions = counts_by(pl.read_parquet(layout.exclusions_file), "reason")
+    exclusions = counts_by(read_parquet(layout.exclusions_file), "reason")
     shard_stats = [json.loads(layout.shard_stats(k).read_text()) for k in shards]
     staging = layout.staging_dir()
-    con = connect(temp_dir=layout.root / ".duckdb_tmp")
+    con = connect(temp_dir=layout.duckdb_tmp, store=layout.root)
     try:
         manifest = build_training_corpus(
             con, layout.ordered_file, staging, settings, shard_stats, exclusions
@@ -345,16 +350,15 @@ def training_ready_corpus(
     finally:
         con.close()
     folder = publish(layout, staging, publication_id)
-    target = layout.training_dir
     context.log.info(
         "published %s records as publication %s; %s points at it",
         manifest["records"],
         publication_id,
-        target,
+        layout.pointer_file if layout.remote else layout.training_dir,
     )
     return MaterializeResult(
         metadata={
-            **table_metadata(target / "data" / "*.parquet", manifest["records"]),
+            **table_metadata(folder / "data" / "*.parquet", manifest["records"]),
             "records": manifest["records"],
             "tokens": manifest["tokens"],
             "tokenizer": manifest["tokenized"].get("tokenizer", "disabled"),
@@ -411,6 +415,6 @@ def _runs_markdown(runs: dict[str, dict[str, list[str]]]) -> str:
     return "\n".join(lines)
 
 
-def _png_markdown(path: Path) -> str:
+def _png_markdown(path: Location) -> str:
     encoded = base64.b64encode(path.read_bytes()).decode("ascii")
     return f"![{path.stem}](data:image/png;base64,{encoded})"

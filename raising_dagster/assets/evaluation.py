@@ -35,8 +35,9 @@ def student_probe(context: AssetExecutionContext, raising: RaisingResource) -> M
     from raising_dagster.probe.report import markdown_table, order_markdown
     from raising_dagster.probe.run import PROBE_FILE, ProbeUnavailable, run_probe
 
-    store = raising.layout.root
-    out = store / PROBE_DIR
+    layout = raising.layout
+    store = layout.root
+    out = layout.local_dir / PROBE_DIR  # the probe's plots and files stay local (storage.py)
     try:
         report = run_probe(raising.settings, store, out, progress=context.log.info)
     except (ProbeInputError, ProbeUnavailable) as exc:

@@ -29,7 +29,7 @@ from raising_dagster.resources import RaisingResource, TeacherResource
 from raising_dagster.schema import REWRITE_SCHEMA, RUN_ID, STORED
 from raising_dagster.stages import rewrite
 from raising_dagster.stages.rewrite import BatchDone, teacher_summary
-from raising_dagster.store import write_parquet
+from raising_dagster.storage import read_parquet, write_parquet
 from raising_dagster.teacher.base import Stage, Teacher
 
 FIRST_PERSON_FRAMED = "every_record_framed_in_first_person"
@@ -82,7 +82,7 @@ def _result(
 
 
 def _read(raising: RaisingResource, asset: str, partition: str) -> pl.DataFrame:
-    return pl.read_parquet(raising.layout.shard_file(asset, partition))
+    return read_parquet(raising.layout.shard_file(asset, partition))
 
 
 def _frame(

@@ -25,6 +25,7 @@ from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
 from raising_dagster.schema import RAW_SCHEMA, RUN_ID, STORED
 from raising_dagster.stages.ingest import ShardError, list_shards, read_shard
+from raising_dagster.storage import S3Path
 from raising_dagster.store import write_json, write_parquet
 
 RECORDS_CONSERVED = "records_in_equal_kept_plus_quarantined"
@@ -51,7 +52,10 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
     if key not in shards:
         raise ShardError(f"partition {key!r} has no shard file in {raising.settings.landing_dir}")
     settings = raising.settings
-    read = read_shard(shards[key], settings.ingest)
+    shard = shards[key]
+    # an S3 object's ETag as listed, before it is read: the sensor compares it with its cursor
+    etag = shard.etag if isinstance(shard, S3Path) else None
+    read = read_shard(shard, settings.ingest)
     if read.file_error:
         context.log.warning("shard %s has no readable record: %s", key, read.file_error)
     docs = read.docs.with_columns(pl.lit(context.run.run_id, pl.String).alias(RUN_ID))
@@ -66,8 +70,9 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
     )
     stats = {
         "shard": key,
-        "file": shards[key].name,
+        "file": shard.name,
         "content_sha": read.content_sha,
+        **({"etag": etag} if etag else {}),
         "records_in": read.records_in,
         "kept": read.docs.height,
         "quarantined": read.quarantine.height,
@@ -91,6 +96,7 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
             "records_redacted": stats["records_redacted"],
             "file_error": read.file_error or "none",
             "content_sha": read.content_sha,
+            **({"etag": etag} if etag else {}),
             "kinds": MetadataValue.json(counts_by(read.docs, "kind")),
             "path": MetadataValue.path(str(layout.shard_file("raw_docs", key))),
             "quarantine_path": MetadataValue.path(str(layout.quarantine_file(key))),

@@ -18,7 +18,7 @@ from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
 from raising_dagster.schema import RUN_ID, SCORE_SCHEMA, STORED
 from raising_dagster.stages.score import score_docs
-from raising_dagster.store import write_parquet
+from raising_dagster.storage import read_parquet, write_parquet
 
 SCORED_SUITE = "scored_docs_meet_expectation_suite"
 
@@ -36,7 +36,7 @@ def scored_docs(context: AssetExecutionContext, raising: RaisingResource) -> Mat
     will teach, and what it is about, for each document of a shard."""
     settings = raising.settings
     key = context.partition_key
-    raw = pl.read_parquet(raising.layout.shard_file("raw_docs", key))
+    raw = read_parquet(raising.layout.shard_file("raw_docs", key))
     scored = score_docs(raw, settings.codex, settings.scoring, settings.curriculum).with_columns(
         pl.lit(context.run.run_id, pl.String).alias(RUN_ID)
     )

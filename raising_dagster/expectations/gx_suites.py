@@ -26,6 +26,7 @@ import polars as pl
 from raising_dagster.expectations.invariants import LISTED, Outcome
 from raising_dagster.stages.kinds import KINDS
 from raising_dagster.stages.tasks import BY_VARIANT, framed_for_variant
+from raising_dagster.storage import Location, scan_parquet
 
 SUITE_DIR = Path(str(resources.files("raising_dagster") / "expectations"))
 ID_COLUMN = "doc_id"
@@ -68,12 +69,12 @@ def key_frame(records: pl.DataFrame, suite: str, variant: str | None = None) -> 
     return derived.select(suite_columns(suite))
 
 
-def ordered_key_frame(con: duckdb.DuckDBPyConnection, ordered_file: Path) -> pl.DataFrame:
+def ordered_key_frame(con: duckdb.DuckDBPyConnection, ordered_file: Location) -> pl.DataFrame:
     """The key columns of the ordered records: texts read in streaming batches and reduced to
     their length and framing flag in Polars; `position_follows` (the position is 0 or its
     predecessor's plus one) computed in DuckDB over the positions."""
     keys = (
-        pl.scan_parquet(ordered_file)
+        scan_parquet(ordered_file)
         .select(
             pl.exclude("text", "sampling", "seed", "cache_hit", "attempts", "fallback_reason"),
             text_chars=pl.col("text").str.len_chars(),

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -20,6 +19,7 @@ from tokenizers import Tokenizer
 
 from raising_dagster.config import sha256_hex
 from raising_dagster.stages.tokenize import special_tokens
+from raising_dagster.storage import Location, read_parquet, scan_parquet
 
 ARMS: tuple[str, ...] = ("raw", "raised_ordered", "raised_shuffled")
 RECORD_COLUMNS: tuple[str, ...] = (
@@ -87,15 +87,22 @@ class PublishedCorpus:
         }
 
 
-def read_published(store: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The published records in position order and their source documents' raw text."""
-    parts = sorted((store / "training_ready" / "data").glob("*.parquet"))
+def read_published(store: Location) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The published records (of the current publication: the `training_ready` link, or on S3
+    the pointer object) in position order and their source documents' raw text."""
+    from raising_dagster.store import StoreLayout, resolve_publication
+
+    try:
+        publication = resolve_publication(StoreLayout(store))
+    except FileNotFoundError:
+        publication = store / "training_ready"
+    parts = sorted((publication / "data").glob("*.parquet"))
     if not parts:
         raise ProbeInputError(
-            f"no published corpus at {store / 'training_ready'} (no data/*.parquet): "
+            f"no published corpus at {publication} (no data/*.parquet): "
             "publish one first (`raising run --out STORE`)"
         )
-    records = pl.scan_parquet(parts)
+    records = scan_parquet(parts)
     missing = [c for c in RECORD_COLUMNS if c not in records.collect_schema()]
     if missing:
         raise ProbeInputError(f"the published parts under {store} lack columns {missing}")
@@ -112,7 +119,7 @@ def read_published(store: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     return records, sources
 
 
-def _source_documents(store: Path, records: pl.DataFrame) -> pl.DataFrame:
+def _source_documents(store: Location, records: pl.DataFrame) -> pl.DataFrame:
     """One row per source document of the records: its raw text and its (earliest) stage."""
     wanted = records.group_by("shard", "source_doc_id").agg(
         pl.col("stage_index").min(), pl.col("stage").sort_by("stage_index").first()
@@ -122,7 +129,7 @@ def _source_documents(store: Path, records: pl.DataFrame) -> pl.DataFrame:
         path = store / "raw_docs" / f"{shard}.parquet"
         if not path.is_file():
             raise ProbeInputError(f"the raw documents of shard {shard!r} are missing: {path}")
-        raw = pl.read_parquet(path, columns=["doc_id", "text"]).rename({"doc_id": "source_doc_id"})
+        raw = read_parquet(path, columns=["doc_id", "text"]).rename({"doc_id": "source_doc_id"})
         frames.append(raw.with_columns(pl.lit(shard).alias("shard")))
     raw_docs = pl.concat(frames).unique(["shard", "source_doc_id"], keep="first")
     sources = wanted.join(raw_docs, on=["shard", "source_doc_id"], how="left")
@@ -157,7 +164,7 @@ def split_heldout(sources: pl.DataFrame, share: float, seed: int) -> pl.DataFram
     return pl.concat(parts).drop("_rank").sort("stage_index", "shard", "source_doc_id")
 
 
-def load_corpus(store: Path, heldout_share: float, split_seed: int) -> PublishedCorpus:
+def load_corpus(store: Location, heldout_share: float, split_seed: int) -> PublishedCorpus:
     """The published corpus under `store`, split into trained-on and held-out documents."""
     records, sources = read_published(store)
     sources = split_heldout(sources, heldout_share, split_seed)

@@ -47,6 +47,7 @@ from raising_dagster.probe.probes import (
 )
 from raising_dagster.probe.report import write_plots
 from raising_dagster.stages.tokenize import load_tokenizer
+from raising_dagster.storage import Location
 from raising_dagster.store import write_json, write_parquet
 from raising_dagster.teacher.llm import LlmTeacher
 
@@ -80,7 +81,7 @@ def _interval(prefix: str, interval: Interval) -> dict[str, Any]:
 
 def run_probe(
     settings: RaisingSettings,
-    store: Path,
+    store: Location,
     out: Path,
     progress: Callable[[str], None] = lambda message: None,
     judge_teacher: LlmTeacher | None = None,

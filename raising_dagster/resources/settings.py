@@ -46,4 +46,5 @@ class RaisingResource(ConfigurableResource):
 
     @property
     def layout(self) -> StoreLayout:
-        return StoreLayout(Path(self.settings.store_dir))
+        settings = self.settings
+        return StoreLayout(settings.store_dir, settings.storage.work_dir)

@@ -12,6 +12,7 @@ damage and quarantines the rest as one `truncated_file` record with the codec's 
 from __future__ import annotations
 
 import bz2
+import io
 import json
 import lzma
 import re
@@ -19,7 +20,6 @@ import unicodedata
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -32,6 +32,7 @@ from raising_dagster.stages.kinds import KINDS, infer_kind
 from raising_dagster.stages.normalize import has_surrogates, is_blank, normalize_text, one_line
 from raising_dagster.stages.redact import Redactor
 from raising_dagster.stages.safety import safety_flag
+from raising_dagster.storage import Location, location
 
 JSONL_BASES = (".jsonl", ".ndjson", ".json")
 CODECS: dict[str, str] = {
@@ -60,7 +61,7 @@ class ShardError(ValueError):
     """A shard that cannot be read at all (unknown format, unreadable file, unsafe name)."""
 
 
-def is_shard(path: Path) -> bool:
+def is_shard(path: Location) -> bool:
     """Whether a path is named like a shard (a file with a shard suffix, no leading dot)."""
     return (
         path.is_file()
@@ -103,19 +104,21 @@ class SkippedFile:
 class LandingScan:
     """The shards of a landing folder by partition key, and every other entry with a reason."""
 
-    shards: dict[str, Path]
+    shards: dict[str, Location]
     skipped: list[SkippedFile] = field(default_factory=list)
 
     def skipped_records(self) -> list[dict[str, str]]:
         return [s.__dict__ for s in self.skipped]
 
 
-def _unreadable(path: Path) -> str | None:
-    """Why a shard file cannot be read at all (checked cheaply: magic bytes, Parquet footer)."""
+def _unreadable(path: Location) -> str | None:
+    """Why a shard file cannot be read at all (checked cheaply: magic bytes, Parquet footer; on
+    S3 ranged reads of just those bytes)."""
     name = path.name.lower()
     if name.endswith(".parquet"):
         try:
-            pq.read_metadata(path)
+            with path.open("rb") as handle:
+                pq.read_metadata(handle)
         except Exception as exc:  # pyarrow raises several error types for broken files
             return f"not readable Parquet: {exc}"
         return None
@@ -128,13 +131,14 @@ def _unreadable(path: Path) -> str | None:
     return None
 
 
-def scan_landing(landing_dir: Path) -> LandingScan:
-    """Every shard of the landing folder by partition key; every other entry skipped with a
-    reason (the first of two files that map to one key, in name order, is the shard)."""
-    landing_dir = Path(landing_dir)
+def scan_landing(landing_dir: Location | str) -> LandingScan:
+    """Every shard of the landing folder (or S3 prefix: its objects directly under it) by
+    partition key; every other entry skipped with a reason (the first of two files that map to
+    one key, in name order, is the shard)."""
+    landing_dir = location(landing_dir)
     if not landing_dir.is_dir():
         raise ShardError(f"landing folder {landing_dir} does not exist")
-    candidates: dict[str, list[Path]] = {}
+    candidates: dict[str, list[Location]] = {}
     skipped: list[SkippedFile] = []
     for path in sorted(landing_dir.iterdir()):
         # a name that is not UTF-8 (surrogate-escaped by Python) is shown with backslashes
@@ -156,7 +160,7 @@ def scan_landing(landing_dir: Path) -> LandingScan:
                 candidates.setdefault(partition_key(name), []).append(path)
             except ShardError as exc:
                 skipped.append(SkippedFile(name, "unsafe_name", str(exc)))
-    shards: dict[str, Path] = {}
+    shards: dict[str, Location] = {}
     for key, paths in sorted(candidates.items()):
         # the file named exactly like the key wins a collision, else the first by name
         chosen = next((p for p in paths if p.name == key), paths[0])
@@ -174,7 +178,7 @@ def scan_landing(landing_dir: Path) -> LandingScan:
     return LandingScan(shards, skipped)
 
 
-def list_shards(landing_dir: Path) -> dict[str, Path]:
+def list_shards(landing_dir: Location | str) -> dict[str, Location]:
     """Every shard file in the landing folder by partition key (see `scan_landing`)."""
     return scan_landing(landing_dir).shards
 
@@ -417,14 +421,14 @@ def _plain_json(line: str) -> bool:
     return line.isascii() and not any(e in line for e in ("\\u", "\\b", "\\f", "\\r"))
 
 
-def _read_parquet(path: Path, out: _Collector) -> int:
-    frame = pl.read_parquet(path)
+def _read_parquet(data: bytes, out: _Collector) -> int:
+    frame = pl.read_parquet(io.BytesIO(data))
     for number, row in enumerate(frame.iter_rows(named=True), start=1):
         out.record(number, row, json.dumps(row, default=str, ensure_ascii=False))
     return frame.height
 
 
-def _read_txt(path: Path, data: bytes, out: _Collector) -> int:
+def _read_txt(path: Location, data: bytes, out: _Collector) -> int:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -489,7 +493,7 @@ def _frames(out: _Collector) -> tuple[pl.DataFrame, pl.DataFrame]:
     return docs, pl.DataFrame(out.bad, schema=QUARANTINE_SCHEMA).sort("line")
 
 
-def read_shard(path: Path, settings: IngestSettings | None = None) -> ShardRead:
+def read_shard(path: Location, settings: IngestSettings | None = None) -> ShardRead:
     """Read a JSON Lines (plain or gzip/zstd/bzip2/xz; `.json` may also hold one array),
     Parquet or .txt shard; bad records go to quarantine with a reason (module doc)."""
     key = partition_key(path.name)
@@ -502,7 +506,7 @@ def read_shard(path: Path, settings: IngestSettings | None = None) -> ShardRead:
     content_sha = sha256_hex(data)
     name = path.name.lower()
     readers: dict[str, Callable[[], int]] = {
-        ".parquet": lambda: _read_parquet(path, out),
+        ".parquet": lambda: _read_parquet(data, out),
         ".txt": lambda: _read_txt(path, data, out),
     }
     reader = next((r for suffix, r in readers.items() if name.endswith(suffix)), None)

@@ -27,6 +27,7 @@ import yaml
 from raising_dagster.config import RaisingSettings
 from raising_dagster.schema import RUN_ID
 from raising_dagster.stages.order import run_sql, sql_files, sql_literal
+from raising_dagster.storage import Location, attach
 from raising_dagster.teacher.base import LINEAGE_FIELDS, STAGES
 
 AUDIT_DIR = "audit"
@@ -95,7 +96,7 @@ def _typed(select: str) -> str:
 def build_lineage(
     con: duckdb.DuckDBPyConnection,
     ordered_file: Path,
-    stage_files: dict[str, list[Path]],
+    stage_files: dict[str, list[Location]],
     shard_stats: list[dict[str, Any]],
     out_file: Path,
 ) -> int:
@@ -161,7 +162,7 @@ def _rows(con: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, Any]]:
 
 
 def _sources(
-    con: duckdb.DuckDBPyConnection, publication: Path, ident: str, data: str
+    con: duckdb.DuckDBPyConnection, publication: Location, ident: str, data: str
 ) -> list[tuple[str, str]]:
     """The (shard, source_doc_id) pairs an id names: a position, a training doc_id, a raw
     document id (`shard/doc_id` or a bare id, which may name documents of several shards)."""
@@ -205,13 +206,14 @@ def _left_out(manifest: dict[str, Any], ident: str) -> list[dict[str, Any]]:
     return matches
 
 
-def trace(publication: Path, ident: str) -> dict[str, Any]:
+def trace(publication: Location, ident: str) -> dict[str, Any]:
     """The chain of one document through a publication (module doc); raises TraceNotFound."""
     manifest = json.loads((publication / "manifest.json").read_text(encoding="utf-8"))
     info_file = publication / "publication.json"
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.exists() else {}
     data = sql_literal(publication / "data" / "*.parquet")
     con = duckdb.connect()
+    attach(con, publication)
     try:
         sources = _sources(con, publication, ident, data)
         if not sources:

@@ -28,6 +28,7 @@ output by DuckDB, which spills to disk past its memory limit. The rules:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -39,6 +40,7 @@ from raising_dagster.schema import DUPLICATES_SCHEMA, LINEAGE_SCHEMA
 from raising_dagster.stages.rewrite import stage_seed
 from raising_dagster.stages.tasks.social import choose_person
 from raising_dagster.stages.values import top_up_values
+from raising_dagster.storage import Location, attach
 
 _LINEAGE = ", ".join(f"r.{c}" for c in LINEAGE_SCHEMA if c != "source_doc_id")
 VALUE_LINK = "curriculum/value_link.v1"
@@ -51,15 +53,19 @@ def run_sql(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple]:
     return con.execute(query).fetchall()
 
 
-def sql_literal(value: str | Path) -> str:
+def sql_literal(value: str | Location) -> str:
     """A DuckDB string literal of a path or text: every path and string placed in SQL goes through
     here (a quote in `--out` must not end the literal)."""
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def connect(memory_limit: str = "2GB", temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with a memory limit, spilling to `temp_dir`."""
+def connect(
+    memory_limit: str = "2GB", temp_dir: Path | None = None, store: Location | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with a memory limit, spilling to `temp_dir` (a local folder), able to
+    read and write `store` when it is on S3 (storage.attach)."""
     con = duckdb.connect()
+    attach(con, store)
     run_sql(con, f"SET memory_limit = {sql_literal(memory_limit)}")
     run_sql(con, "SET preserve_insertion_order = false")
     if temp_dir is not None:
@@ -68,7 +74,7 @@ def connect(memory_limit: str = "2GB", temp_dir: Path | None = None) -> duckdb.D
     return con
 
 
-def sql_files(paths: list[Path]) -> str:
+def sql_files(paths: Sequence[Location]) -> str:
     """A DuckDB list literal of file paths, for read_parquet."""
     if not paths:
         raise ValueError("no input files")

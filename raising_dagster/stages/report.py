@@ -13,13 +13,13 @@ from __future__ import annotations
 import base64
 import html
 import json
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from raising_dagster.stages.lineage import AUDIT_DIR, LINEAGE_FILE
 from raising_dagster.stages.order import sql_literal
+from raising_dagster.storage import Location, attach
 from raising_dagster.teacher.base import STAGES
 
 REPORT_FILE = f"{AUDIT_DIR}/report.html"
@@ -81,7 +81,7 @@ def _heatmap(title: str, shares: dict[tuple[str, str], float], stages: list, val
     return f"<h3>{html.escape(title)}</h3><table><tr>{head}</tr>{body}</table>"
 
 
-def _plot(publication: Path, relative: str) -> str:
+def _plot(publication: Location, relative: str) -> str:
     path = publication / relative
     if not path.exists():
         return ""
@@ -94,7 +94,7 @@ def _excerpt(text: str | None) -> str:
     return text if len(text) <= _EXCERPT else text[:_EXCERPT] + " [...]"
 
 
-def build_report(publication: Path) -> str:
+def build_report(publication: Location) -> str:
     """The report's HTML for the publication folder (module doc)."""
     manifest = json.loads((publication / "manifest.json").read_text(encoding="utf-8"))
     info_file = publication / "publication.json"
@@ -104,6 +104,7 @@ def build_report(publication: Path) -> str:
     lineage = sql_literal(lineage_file)
     stage_names = [s["name"] for s in manifest["stages"]]
     con = duckdb.connect()
+    attach(con, publication)
     try:
         per_variant = _rows(
             con,
@@ -290,7 +291,7 @@ def build_report(publication: Path) -> str:
     return "\n".join(parts)
 
 
-def write_report(publication: Path, out_file: Path | None = None) -> Path:
+def write_report(publication: Location, out_file: Location | None = None) -> Location:
     """Write the report (default: the publication's `audit/report.html`); returns its path."""
     out_file = out_file or publication / REPORT_FILE
     out_file.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -24,6 +23,7 @@ import polars as pl
 
 from raising_dagster.stages.ingest import LandingScan, ShardError, partition_key
 from raising_dagster.stages.order import run_sql, sql_literal
+from raising_dagster.storage import Location, scan_parquet
 from raising_dagster.store import StoreLayout, write_parquet
 
 REMOVED = "removed_from_landing"
@@ -77,7 +77,7 @@ class Withdrawals:
     documents: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path) -> Withdrawals:
+    def load(cls, path: Location) -> Withdrawals:
         """The withdrawals file, or none withdrawn when it does not exist."""
         if not path.exists():
             return cls()
@@ -110,8 +110,8 @@ def withdrawal_reason(reason: str) -> str:
 
 def drop_documents(
     con: duckdb.DuckDBPyConnection,
-    ordered_file: Path,
-    exclusions_file: Path,
+    ordered_file: Location,
+    exclusions_file: Location,
     documents: Mapping[tuple[str, str], str],
 ) -> list[dict[str, Any]]:
     """Take every record derived from the withdrawn `documents` ((shard, doc_id) -> reason) out of
@@ -178,7 +178,7 @@ def find_documents(layout: StoreLayout, idents: Sequence[str]) -> list[tuple[str
         return []
     if not raw_files:
         raise LookupError(f"no raised shards in {layout.root}")
-    docs = pl.scan_parquet(raw_files).select("shard", "doc_id")
+    docs = scan_parquet(raw_files).select("shard", "doc_id")
     found, problems = [], []
     for ident in idents:
         base = ident.split("#", 1)[0]

@@ -29,7 +29,7 @@ def __getattr__(name: str) -> Any:
 
 def build_teacher(settings: RaisingSettings) -> Teacher:
     """The teacher backend named in the settings; the LLM backends are wrapped in the generation
-    cache under STORE_DIR/teacher_cache unless `teacher.cache` is off."""
+    cache (`settings.teacher_cache_dir`, a local folder) unless `teacher.cache` is off."""
     from raising_dagster.teacher.template import TemplateTeacher
 
     config = settings.teacher
@@ -50,4 +50,4 @@ def build_teacher(settings: RaisingSettings) -> Teacher:
         return teacher
     from raising_dagster.teacher.cache import CachedTeacher, GenerationCache
 
-    return CachedTeacher(teacher, GenerationCache(settings.store_dir / CACHE_DIR))
+    return CachedTeacher(teacher, GenerationCache(settings.teacher_cache_dir))

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
+from dagster_aws.s3 import S3Resource
 
 from raising_dagster.resources import RaisingResource
 from raising_dagster.sensors import raw_shard_sensor
@@ -13,7 +14,10 @@ def _tick(instance: DagsterInstance, landing: Path, cursor: str | None):
     with build_sensor_context(
         instance=instance,
         cursor=cursor,
-        resources={"raising": RaisingResource(landing_dir=str(landing), store_dir="unused")},
+        resources={
+            "raising": RaisingResource(landing_dir=str(landing), store_dir="unused"),
+            "s3": S3Resource(),
+        },
     ) as context:
         return raw_shard_sensor(context)
 
