@@ -13,6 +13,7 @@ publication that fails or is refused leaves the previous pointer as it was.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -126,7 +127,16 @@ def publish(layout: StoreLayout, staging: Path, publication_id: str) -> Location
         raise ValueError(f"not a publication id: {publication_id!r}")
     target = layout.publication_dir(publication_id)
     if isinstance(target, S3Path):
-        upload_tree(staging, target, last=[PUBLICATION_FILE])
+        try:
+            upload_tree(staging, target, last=[PUBLICATION_FILE])
+        except BaseException:
+            # the pointer was not touched; what was uploaded is no publication (no
+            # publication.json), removed here when the store still answers
+            with contextlib.suppress(Exception):
+                remove_tree(target)
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         write_json(
             {
                 "id": publication_id,
@@ -135,7 +145,6 @@ def publish(layout: StoreLayout, staging: Path, publication_id: str) -> Location
             },
             layout.pointer_file,
         )
-        shutil.rmtree(staging, ignore_errors=True)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staging, target)
