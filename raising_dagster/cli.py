@@ -226,11 +226,18 @@ def _summary(out: Path, n_shards: int, home: Path) -> None:
 @click.option("--out", type=_PATH, required=True)
 @click.option("--shards", "n_shards", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def synth(n_docs: int, out: Path, n_shards: int, seed: int) -> None:
+@click.option(
+    "--words",
+    "mean_words",
+    type=click.IntRange(min=40),
+    default=None,
+    help="Mean words a document [default: about 170, from 40 to about 400].",
+)
+def synth(n_docs: int, out: Path, n_shards: int, seed: int, mean_words: int | None) -> None:
     """Write a seeded synthetic raw corpus of N documents (for benchmarks)."""
     from raising_dagster.stages.synth import write_synth_corpus
 
-    paths = write_synth_corpus(out, n_docs, n_shards, seed)
+    paths = write_synth_corpus(out, n_docs, n_shards, seed, mean_words)
     click.echo(f"wrote {n_docs} documents in {len(paths)} shards to {out}")
 
 
