@@ -48,7 +48,7 @@ HOSTILE = [
     {"id": "ok-1", "text": "A duplicate id, quarantined."},
     {"id": "typed", "text": 42},
     {"id": "bom", "text": "\ufeffA kind neighbour\u0007 helped\r\nme carry the bags.\u202e"},
-    {"id": "caf\u00e9", "title": "Caf\u00e9 \u043c\u0438\u0440", "text": "Un caf\u00e9 honn\u00eate."},
+    {"id": "caf\u00e9", "title": "Caf\u00e9 \u043c\u0438\u0440", "text": "Un caf\u00e9 honnête."},
     '{"id": "bad-surrogate", "text": "lone \\ud800 surrogate, told the truth"}',
     {"id": "nested", "text": "Be fair.", "meta": {"source": "x"}, "score": 0.5},
 ]
@@ -89,8 +89,7 @@ def published_hashes(out: Path) -> dict[str, str]:
     for folder in HASHED:
         files += [p for p in (out / folder).rglob("*") if p.is_file()]
     return {
-        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(files)
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files)
     }
 
 
