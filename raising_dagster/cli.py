@@ -111,6 +111,14 @@ def _settings_from_flags(
     default=None,
     help="Dagster instance folder [default: $DAGSTER_HOME, else OUT/dagster_home].",
 )
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Shards raised at once, each run in its own process (the vllm teacher: always 1). "
+    "Peak memory grows with it: about one shard's worth a process.",
+)
 def run(
     landing: Path | None,
     out: Path,
@@ -118,6 +126,7 @@ def run(
     codex: Path | None,
     config: Path | None,
     dagster_home: Path | None,
+    parallel: int,
 ) -> None:
     """Raise every shard in LANDING through Dagster and publish OUT/training_ready.
 
@@ -152,7 +161,7 @@ def run(
         if not (home / "dagster.yaml").exists():
             (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
         with DagsterInstance.get() as instance:
-            report = run_pipeline(raising, instance, progress=click.echo)
+            report = run_pipeline(raising, instance, progress=click.echo, parallel=parallel)
     if not report.shards:
         raise InvalidInput(f"no shards found in landing folder {landing}")
     if not report.published:

@@ -1,5 +1,10 @@
 """Run the whole pipeline through Dagster: one `raise_shard` run per shard, then the curriculum.
 
+`parallel` > 1 raises that many shards at once, each `raise_shard` run in its own worker process
+(spawned, so no worker inherits the parent's Polars or DuckDB threads) on the same Dagster
+instance; the curriculum is published once all of them finished. The vLLM teacher stays serial:
+one engine a machine, shared by every run of the process.
+
 One runner at a time per output folder and per Dagster instance: `hold_output` takes an
 exclusive lock file (`.raising.lock`, fcntl) in each, waiting with a message while another run
 holds it. Take it before the instance is first opened (`raising run` does): two processes creating
@@ -11,6 +16,7 @@ still marked as started in the instance (marked failed, with a reason).
 from __future__ import annotations
 
 import fcntl
+import multiprocessing
 import os
 import shutil
 import socket
@@ -18,18 +24,23 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from dagster import (
     AssetCheckSeverity,
     DagsterInstance,
     DagsterRunStatus,
+    Definitions,
     ExecuteInProcessResult,
     MarkdownMetadataValue,
     RunsFilter,
 )
+from dagster._core.instance.ref import InstanceRef
 
 from raising_dagster.definitions import build_definitions
 from raising_dagster.partitions import raw_shards
@@ -220,26 +231,105 @@ def _classify(result: ExecuteInProcessResult, report: PipelineReport) -> None:
             report.errored = True
 
 
+@dataclass
+class ShardOutcome:
+    """What one `raise_shard` run did, in a form a worker process can send back."""
+
+    key: str
+    run_id: str | None
+    success: bool
+    report: PipelineReport
+
+
+def _raise_shard(defs: Definitions, instance: DagsterInstance, key: str) -> ShardOutcome:
+    result = defs.resolve_job_def("raise_shard").execute_in_process(
+        partition_key=key,
+        instance=instance,
+        run_config=RUN_CONFIG,
+        raise_on_error=False,
+        tags=RUNNER_TAGS,
+    )
+    report = PipelineReport(failures=_failures(result, f"shard {key}"))
+    _classify(result, report)
+    return ShardOutcome(key, result.run_id, result.success, report)
+
+
+@cache
+def _worker_definitions(fields: tuple[tuple[str, str | None], ...]) -> Definitions:
+    return build_definitions(RaisingResource(**dict(fields)))
+
+
+def _raise_shard_in_worker(
+    fields: tuple[tuple[str, str | None], ...], instance_ref: InstanceRef, key: str
+) -> ShardOutcome:
+    """A worker process's `raise_shard` run: the parent's settings, its instance, one shard."""
+    os.environ["RAISING_PROGRESS"] = "0"  # bars of several processes would overwrite each other
+    with DagsterInstance.from_ref(instance_ref) as instance:
+        return _raise_shard(_worker_definitions(fields), instance, key)
+
+
+def _settings_fields(raising: RaisingResource) -> tuple[tuple[str, str | None], ...]:
+    return tuple(
+        (name, getattr(raising, name))
+        for name in ("config_file", "landing_dir", "store_dir", "teacher", "codex_path")
+    )
+
+
+def _raise_in_parallel(
+    raising: RaisingResource,
+    instance: DagsterInstance,
+    keys: list[str],
+    workers: int,
+) -> Iterator[ShardOutcome]:
+    """`raise_shard` for every key, `workers` runs at a time in spawned processes; outcomes in
+    the order the runs finish. A worker that dies is a failed shard, with why."""
+    fields, ref = _settings_fields(raising), instance.get_ref()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: dict[Future[ShardOutcome], str] = {
+            pool.submit(_raise_shard_in_worker, fields, ref, key): key for key in keys
+        }
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    key = pending.pop(future)
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool as exc:
+                        failed = PipelineReport(
+                            failures=[f"[shard {key}] its worker process died: {exc}"],
+                            errored=True,
+                        )
+                        yield ShardOutcome(key, None, False, failed)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
 def run_pipeline(
     raising: RaisingResource,
     instance: DagsterInstance,
     progress: Progress = lambda message: None,
+    parallel: int = 1,
 ) -> PipelineReport:
-    """Register every shard of the landing folder, raise each, then publish the curriculum unless
-    a blocking check failed; `progress` hears a line per finished run and per skipped file. Holds
-    the store and the instance folder (module doc). A vLLM engine started by the runs is shared
-    by all of them and shut down at the end."""
+    """Register every shard of the landing folder, raise each (`parallel` at a time, module doc),
+    then publish the curriculum unless a blocking check failed; `progress` hears a line per
+    finished run and per skipped file. Holds the store and the instance folder (module doc). A
+    vLLM engine started by the runs is shared by all of them and shut down at the end."""
+    if parallel < 1:
+        raise ValueError(f"parallel must be at least 1, not {parallel}")
     folders = [Path(raising.settings.store_dir), Path(instance.root_directory)]
     try:
         with hold_output(folders, progress):
-            return _run_pipeline(raising, instance, progress)
+            return _run_pipeline(raising, instance, progress, parallel)
     finally:
         if "raising_dagster.teacher.vllm" in sys.modules:
             sys.modules["raising_dagster.teacher.vllm"].shutdown_engines()
 
 
 def _run_pipeline(
-    raising: RaisingResource, instance: DagsterInstance, progress: Progress
+    raising: RaisingResource, instance: DagsterInstance, progress: Progress, parallel: int
 ) -> PipelineReport:
     report = PipelineReport()
     report.cleaned = clean_stale_files(Path(raising.settings.store_dir))
@@ -258,19 +348,30 @@ def _run_pipeline(
         return report
     known = set(instance.get_dynamic_partitions(raw_shards.name))
     instance.add_dynamic_partitions(raw_shards.name, [k for k in report.shards if k not in known])
-    shard_job = defs.resolve_job_def("raise_shard")
-    for key in report.shards:
-        result = shard_job.execute_in_process(
-            partition_key=key,
-            instance=instance,
-            run_config=RUN_CONFIG,
-            raise_on_error=False,
-            tags=RUNNER_TAGS,
-        )
-        report.run_ids.append(result.run_id)
-        report.failures += _failures(result, f"shard {key}")
-        _classify(result, report)
-        progress(f"raise_shard {key}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
+    workers = min(parallel, len(report.shards))
+    if workers > 1 and raising.settings.teacher.backend == "vllm":
+        progress("the vllm teacher raises one shard at a time (one engine a machine)")
+        workers = 1
+    if workers > 1 and instance.is_ephemeral:
+        progress("an ephemeral Dagster instance raises one shard at a time (no process shares it)")
+        workers = 1
+    outcomes: Iterable[ShardOutcome] = (
+        (_raise_shard(defs, instance, key) for key in report.shards)
+        if workers == 1
+        else _raise_in_parallel(raising, instance, report.shards, workers)
+    )
+    finished: dict[str, ShardOutcome] = {}
+    for outcome in outcomes:
+        finished[outcome.key] = outcome
+        state = "ok" if outcome.success else "FAILED"
+        progress(f"raise_shard {outcome.key}: {state} (run {outcome.run_id})")
+    for key in report.shards:  # reported in shard order, however the runs finished
+        shard = finished[key].report
+        report.run_ids += [finished[key].run_id] if finished[key].run_id else []
+        report.failures += shard.failures
+        report.advisories += shard.advisories
+        report.refused |= shard.refused
+        report.errored |= shard.errored
     if report.failures:
         return report
     result = defs.resolve_job_def("publish_curriculum").execute_in_process(

@@ -5,8 +5,8 @@ Signals (each kept as a column) and the [0, 1] scale each is mapped to before we
   syllables approximated by vowel groups, minus a silent final e after a
   consonant (not -le); scale clip(grade, 0, 18) / 18.
 - `lexical_diversity`: MTLD (McCarthy and Jarvis 2010; threshold 0.72, mean of the forward and
-  backward passes); scale clip((mtld - 30) / 120, 0, 1). The one per-document loop (about 90 us
-  for 170 words): MTLD's resets are sequential.
+  backward passes); scale clip((mtld - 30) / 120, 0, 1). MTLD's resets are sequential: one
+  compiled loop over a batch's words as integer ids (stages/mtld.py).
 - `rare_word_rate`: share of words outside the ~5,000 most frequent English words
   (lexicons/common_words_en.txt); scale clip(rate / 0.4, 0, 1).
 - `compression_ratio`: zlib-compressed bytes over raw bytes (redundant text compresses well);
@@ -39,7 +39,12 @@ import polars as pl
 from raising_dagster.config import CurriculumSettings, ScoringSettings, ValueCodex
 from raising_dagster.schema import SCORE_SCHEMA
 from raising_dagster.stages.lexicon import common_words
-from raising_dagster.stages.values import WORDS, topic_words, value_signals, weave_values
+from raising_dagster.stages.values import (
+    WORDS,
+    topic_words,
+    weave_values,
+    with_value_signals,
+)
 
 TOKENS = r"\w+|[^\w\s]"
 FK_GRADE_RANGE = (-3.4, 40.0)
@@ -62,25 +67,10 @@ def _compression_ratio(texts: pl.Series) -> pl.Series:
     return pl.Series(ratios, dtype=pl.Float64)
 
 
-def _mtld_pass(words: list[str]) -> float:
-    factors, seen, count = 0.0, set(), 0
-    for word in words:
-        count += 1
-        seen.add(word)
-        if len(seen) / count <= MTLD_THRESHOLD:
-            factors, seen, count = factors + 1, set(), 0
-    if count:
-        factors += (1 - len(seen) / count) / (1 - MTLD_THRESHOLD)
-    return len(words) / factors if factors else float(len(words))
-
-
-def mtld(words: list[str]) -> float:
-    """Measure of textual lexical diversity: mean of the forward and backward passes."""
-    return (_mtld_pass(words) + _mtld_pass(words[::-1])) / 2 if words else 0.0
-
-
 def _mtld_series(word_lists: pl.Series) -> pl.Series:
-    return pl.Series([mtld(w) for w in word_lists.to_list()], dtype=pl.Float64)
+    from raising_dagster.stages.mtld import mtld_batch  # numba: imported when first scoring
+
+    return mtld_batch(word_lists, MTLD_THRESHOLD)
 
 
 def _syllables(texts: pl.Expr) -> pl.Expr:
@@ -168,12 +158,8 @@ def score_docs(
         ]
     ).sort(_ROW)
     scored = (
-        signals.with_columns(
-            [
-                *value_signals(text, codex, settings.value_words_per_hit),
-                topic_words(text, pl.col("title")).alias("topic_words"),
-            ]
-        )
+        with_value_signals(signals, text, codex, settings.value_words_per_hit)
+        .with_columns(topic_words(text, pl.col("title")).alias("topic_words"))
         .with_columns(
             difficulty=_scaled(settings),
             is_dilemma=(pl.col("kind") == "dilemma")

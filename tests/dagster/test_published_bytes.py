@@ -116,3 +116,12 @@ def test_published_files_match_the_hashes_recorded_before_optimizing(
     changed = sorted(k for k in recorded.keys() & serial.keys() if recorded[k] != serial[k])
     assert changed == [], f"changed bytes: {changed}"
     assert serial.keys() == recorded.keys()
+
+
+@pytest.mark.slow
+def test_parallel_run_publishes_the_same_bytes_as_a_serial_one(
+    landing: Path, serial: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    _raise(landing, out, "--parallel", "3")
+    assert published_hashes(out) == serial
