@@ -16,7 +16,7 @@ from raising_dagster.stages.framing import (
     is_dialogue,
     parse_dialogue,
 )
-from raising_dagster.stages.tasks.base import FramingTask
+from raising_dagster.stages.tasks.base import FramingTask, dumped_person
 from raising_dagster.teacher.base import RewriteRequest
 
 # Who may talk a kind of document through with the "I"; one is picked per document by its seed.
@@ -51,11 +51,14 @@ def content_chunks(text: str, max_words: int = _CHUNK_WORDS) -> list[str]:
     sentences = [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
     chunks: list[str] = []
     current: list[str] = []
+    words = 0  # in `current`
     for sentence in sentences:
-        if current and sum(len(s.split()) for s in current) + len(sentence.split()) > max_words:
+        size = len(sentence.split())
+        if current and words + size > max_words:
             chunks.append(" ".join(current))
-            current = []
+            current, words = [], 0
         current.append(sentence)
+        words += size
     if current:
         chunks.append(" ".join(current))
     return chunks
@@ -90,7 +93,7 @@ class SocialTask(FramingTask):
         chunks = verse_chunks(text) if request.kind in VERSE_KINDS else content_chunks(text)
         return {
             **super().context(request, identity),
-            "person": choose_person(request.kind, request.seed, identity).model_dump(),
+            "person": dumped_person(choose_person(request.kind, request.seed, identity)),
             "chunks": chunks,
             "closing_turn": None,
         }
