@@ -1,8 +1,9 @@
 """Run the whole pipeline through Dagster: one `raise_shard` run per shard, then the curriculum.
 
-`parallel` > 1 raises that many shards at once, each `raise_shard` run in its own worker process
-(spawned, so no worker inherits the parent's Polars or DuckDB threads) on the same Dagster
-instance; the curriculum is published once all of them finished. The vLLM teacher stays serial:
+`parallel` > 1 raises that many shards at once on the same Dagster instance: this process runs
+one `raise_shard` run after another while `parallel - 1` worker processes (spawned, so no worker
+inherits this process's Polars or DuckDB threads) run others; the curriculum is published once
+all of them finished. The vLLM teacher stays serial:
 one engine a machine, shared by every run of the process.
 
 One runner at a time per output folder and per Dagster instance: `hold_output` takes an
@@ -18,11 +19,13 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
+import queue
 import shutil
 import socket
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -277,34 +280,66 @@ def _settings_fields(raising: RaisingResource) -> tuple[tuple[str, str | None], 
 
 def _raise_in_parallel(
     raising: RaisingResource,
+    defs: Definitions,
     instance: DagsterInstance,
     keys: list[str],
-    workers: int,
+    runs_at_once: int,
 ) -> Iterator[ShardOutcome]:
-    """`raise_shard` for every key, `workers` runs at a time in spawned processes; outcomes in
-    the order the runs finish. A worker that dies is a failed shard, with why."""
-    fields, ref = _settings_fields(raising), instance.get_ref()
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: dict[Future[ShardOutcome], str] = {
-            pool.submit(_raise_shard_in_worker, fields, ref, key): key for key in keys
-        }
+    """`raise_shard` for every key, `runs_at_once` at a time: this process runs one after
+    another itself while `runs_at_once - 1` spawned worker processes run the others (each
+    process imports Dagster, Great Expectations and the stages once). Outcomes come as this
+    process finishes its runs, the workers' in between; a worker that dies fails its shard."""
+    todo = deque(keys)
+    taking = threading.Lock()
+    finished: queue.SimpleQueue[ShardOutcome | BaseException] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def take() -> str | None:
+        with taking:
+            return todo.popleft() if todo and not stop.is_set() else None
+
+    def dispatch(pool: ProcessPoolExecutor) -> None:
+        fields, ref = _settings_fields(raising), instance.get_ref()
+        running: dict[Future[ShardOutcome], str] = {}
         try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            while True:
+                while len(running) < runs_at_once - 1 and (key := take()) is not None:
+                    running[pool.submit(_raise_shard_in_worker, fields, ref, key)] = key
+                if not running:
+                    return
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    key = pending.pop(future)
+                    key = running.pop(future)
                     try:
-                        yield future.result()
+                        finished.put(future.result())
                     except BrokenProcessPool as exc:
                         failed = PipelineReport(
                             failures=[f"[shard {key}] its worker process died: {exc}"],
                             errored=True,
                         )
-                        yield ShardOutcome(key, None, False, failed)
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+                        finished.put(ShardOutcome(key, None, False, failed))
+        except BaseException as exc:  # handed to the main thread, which raises it
+            finished.put(exc)
+
+    def drain() -> Iterator[ShardOutcome]:
+        while not finished.empty():
+            item = finished.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=runs_at_once - 1, mp_context=context) as pool:
+        dispatcher = threading.Thread(target=dispatch, args=(pool,), name="raise-dispatch")
+        dispatcher.start()
+        try:
+            while (key := take()) is not None:
+                yield _raise_shard(defs, instance, key)
+                yield from drain()
+        finally:
+            stop.set()  # after an error here: start no other run
+            dispatcher.join()
+        yield from drain()
 
 
 def run_pipeline(
@@ -358,7 +393,7 @@ def _run_pipeline(
     outcomes: Iterable[ShardOutcome] = (
         (_raise_shard(defs, instance, key) for key in report.shards)
         if workers == 1
-        else _raise_in_parallel(raising, instance, report.shards, workers)
+        else _raise_in_parallel(raising, defs, instance, report.shards, workers)
     )
     finished: dict[str, ShardOutcome] = {}
     for outcome in outcomes:

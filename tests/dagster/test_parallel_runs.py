@@ -6,6 +6,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.instance.ref import InstanceRef
 
+from raising_dagster.definitions import build_definitions
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
 from raising_dagster.runner import _raise_in_parallel, run_pipeline
@@ -27,7 +28,8 @@ def test_a_failing_shard_run_in_a_worker_is_reported_and_the_others_finish(
     raising = RaisingResource(landing_dir=str(landing), store_dir=str(tmp_path / "store"))
     keys = ["alpha.jsonl", "gone.jsonl", "beta.jsonl"]  # gone.jsonl: no such shard file
     instance.add_dynamic_partitions(raw_shards.name, keys)
-    outcomes = {o.key: o for o in _raise_in_parallel(raising, instance, keys, 2)}
+    defs = build_definitions(raising)
+    outcomes = {o.key: o for o in _raise_in_parallel(raising, defs, instance, keys, 3)}
     assert set(outcomes) == set(keys)
     assert outcomes["alpha.jsonl"].success and outcomes["beta.jsonl"].success
     failed = outcomes["gone.jsonl"]
