@@ -15,7 +15,7 @@ export DAGSTER_HOME := $(DATA)/dagster_home
 export GX_ANALYTICS_ENABLED := False
 export VLLM_LOGGING_LEVEL ?= WARNING
 
-.PHONY: demo test ui lint bench bench-teacher bench-cache clean
+.PHONY: demo test ui lint bench bench-stages bench-teacher bench-cache clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,8 +56,18 @@ ui: $(DEMO_DEPS) $(DAGSTER_HOME)/dagster.yaml
 	$(DEMO_ENV) RAISING_STORE_DIR=$(STORE) RAISING_TEACHER__BACKEND=$(TEACHER) \
 	  $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
-## bench: curriculum stages at 100k and 1M synthetic documents vs a single-pass Polars floor
-bench: $(BIN)/.installed
+$(BIN)/.bench-installed: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e ".[bench]"
+	touch $@
+
+## bench: raising run end to end vs a single-pass Polars floor and datatrove's per-document
+## pipeline, 20k synthetic documents of ~535 words in 2 shards (about 5 minutes);
+## the scale run: make bench BENCH_ARGS="--docs 200000 --shards 20"
+bench: $(BIN)/.bench-installed
+	$(BIN)/python benchmarks/bench_throughput.py $(BENCH_ARGS)
+
+## bench-stages: each stage alone at 100k and 1M synthetic documents, peak memory per stage
+bench-stages: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_curriculum.py $(BENCH_ARGS)
 
 ## bench-teacher: pipeline vs raw vllm.LLM.chat generated tokens/s, and a fully cached re-run

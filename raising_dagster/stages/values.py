@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -241,6 +242,26 @@ def top_up_values(
 
     `keys` holds doc_id, shard, kind, stage_index, values, value_sources, value_evidence and
     `records` (the records the document contributes to its stage: 0, 1 or 2)."""
+    rows, problems = top_up_rows(keys, codex, stage_names, seed)
+    changed = [i for i, r in enumerate(rows) if r["added_value"] is not None]
+    patched = ("values", "value_sources", "value_evidence", "added_value")
+    patch = pl.DataFrame(
+        {"_row": changed, **{c: [rows[i][c] for i in changed] for c in patched}},
+        schema={"_row": pl.UInt32, **{c: keys.schema.get(c, pl.String()) for c in patched}},
+    )
+    # only the changed rows are rebuilt from Python objects; the rest keep their columns
+    woven = (
+        keys.with_row_index("_row")
+        .join(patch, on="_row", how="left", suffix="_new", maintain_order="left")
+        .with_columns(pl.coalesce(f"{c}_new", c).alias(c) for c in patched[:-1])
+    )
+    return woven.select(*keys.columns, "added_value"), problems
+
+
+def top_up_rows(
+    keys: pl.DataFrame, codex: ValueCodex, stage_names: list[str], seed: int
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """`top_up_values` as rows: every key row as a dict, with `added_value`."""
     limit = codex.max_taught_values
     rows = [{**r, "added_value": None} for r in keys.to_dicts()]
     problems: list[str] = []
@@ -310,4 +331,4 @@ def top_up_values(
                     f"min_share {shares[value]}: no other record can take it without leaving "
                     f"another value short (each teaches at most {limit})"
                 )
-    return pl.DataFrame(rows, schema={**keys.schema, "added_value": pl.String()}), problems
+    return rows, problems

@@ -12,7 +12,7 @@ from raising_dagster.stages.ingest import read_shard
 from raising_dagster.stages.mtld import mtld, mtld_batch
 from raising_dagster.stages.score import LATIN_WORDS, MTLD_THRESHOLD, SCRIPT_WORDS
 from raising_dagster.stages.synth import synth_docs
-from raising_dagster.stages.values import WORDS, cue_hits, detect_values
+from raising_dagster.stages.values import WORDS, cue_hits, detect_values, top_up_rows, top_up_values
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "real_corpus"
 
@@ -75,3 +75,30 @@ def test_vectorized_value_ranking_equals_the_list_sort(
     assert found["n_values"].to_list() == [len(v) for v in expected]
     assert found["detected_values"].list.len().max() >= 4  # ties and several values occur
     assert found.columns == ["row", "text", "detected_values", "value_strengths", "n_values"]
+
+
+def test_top_up_patches_only_changed_rows_into_the_same_frame() -> None:
+    codex = load_codex()
+    names = codex.names
+    keys = pl.DataFrame(
+        {
+            "doc_id": [f"d{i:03d}" for i in range(300)],
+            "shard": ["a", "b", "c"] * 100,
+            "kind": ["story", "news", "fable", "essay", "dilemma"] * 60,
+            "stage_index": [i % 3 for i in range(300)],
+            "values": [
+                [names[i % 3], names[(i + 1) % 3]] if i % 7 == 0 else [] for i in range(300)
+            ],
+            "value_sources": [["detected", "detected"] if i % 7 == 0 else [] for i in range(300)],
+            "value_evidence": ['{"x": 1}' if i % 5 else None for i in range(300)],
+            "topic_words": [["river", "mill"]] * 300,
+            "records": [i % 3 for i in range(300)],
+        },
+        schema_overrides={"stage_index": pl.Int32, "records": pl.Int32},
+    )
+    woven, problems = top_up_values(keys, codex, ["foundations", "examples", "dilemmas"], 7)
+    rows, same_problems = top_up_rows(keys, codex, ["foundations", "examples", "dilemmas"], 7)
+    expected = pl.DataFrame(rows, schema={**keys.schema, "added_value": pl.String()})
+    assert woven.equals(expected) and woven.schema == expected.schema
+    assert problems == same_problems
+    assert 0 < woven["added_value"].is_not_null().sum() < woven.height
