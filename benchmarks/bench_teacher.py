@@ -109,16 +109,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--lookup", type=int, default=64)
     parser.add_argument("--text-chars", type=int, default=1500)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=None, help="[cache: 5, engine: 2]")
     args = parser.parse_args()
     if args.cache_only:
-        bench_cache(args.entries, args.batch, args.lookup, args.text_chars, args.repeats)
+        bench_cache(args.entries, args.batch, args.lookup, args.text_chars, args.repeats or 5)
         return
 
-    bench_engine(args.docs, args.stage, args.data_dir, args.model)
+    bench_engine(args.docs, args.stage, args.data_dir, args.model, args.repeats or 2)
 
 
-def bench_engine(n_docs: int, stage: str, data_dir: Path, model: Path | None) -> None:
+def bench_engine(n_docs: int, stage: str, data_dir: Path, model: Path | None, repeats: int) -> None:
     """The pipeline (experience mode: the model writes the stage's piece around each document)
     against raw `vllm.LLM.chat` on the exact first-attempt conversations it sends."""
     import polars as pl
@@ -191,29 +191,40 @@ def bench_engine(n_docs: int, stage: str, data_dir: Path, model: Path | None) ->
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for attempts in (1, 3):
-            inner = VllmTeacher(teacher_settings(attempts), identity, engine=llm)
-            rounds: list[list[Call]] = []  # each batched generation the pipeline asked for
-            generate = inner._generate
+            best = None
+            for rep in range(repeats):  # the best of `repeats` of each: the machine is shared
+                inner = VllmTeacher(teacher_settings(attempts), identity, engine=llm)
+                rounds: list[list[Call]] = []  # each batched generation the pipeline asked for
+                generate = inner._generate
 
-            def recorded(
-                calls: list[Call], generate: Callable = generate, rounds: list = rounds
-            ) -> list[Completion]:
-                rounds.append(list(calls))
-                return generate(calls)
+                def recorded(
+                    calls: list[Call], generate: Callable = generate, rounds: list = rounds
+                ) -> list[Completion]:
+                    rounds.append(list(calls))
+                    return generate(calls)
 
-            inner._generate = recorded  # type: ignore[method-assign]
-            cache = GenerationCache(Path(tmp) / f"cache-{attempts}")
-            start = time.perf_counter()
-            frame = run_stage(CachedTeacher(inner, cache))
-            wall = time.perf_counter() - start
-            rerun = CachedTeacher(inner, cache)
-            calls_before = inner.stats.calls
-            start = time.perf_counter()
-            again = run_stage(rerun)
-            cached_s = time.perf_counter() - start
-            assert inner.stats.calls == calls_before and again["text"].equals(frame["text"])
-            raw = raw_chat(rounds)
-            results[attempts] = (wall, inner.stats, frame, cached_s, rerun.hits, rounds, raw)
+                inner._generate = recorded  # type: ignore[method-assign]
+                cache = GenerationCache(Path(tmp) / f"cache-{attempts}-{rep}")
+                if best is not None:  # every other repeat: raw first, so order favours neither
+                    raw_first = raw_chat(best[5])
+                start = time.perf_counter()
+                frame = run_stage(CachedTeacher(inner, cache))
+                wall = time.perf_counter() - start
+                rerun = CachedTeacher(inner, cache)
+                calls_before = inner.stats.calls
+                start = time.perf_counter()
+                again = run_stage(rerun)
+                cached_s = time.perf_counter() - start
+                assert inner.stats.calls == calls_before and again["text"].equals(frame["text"])
+                raw = raw_chat(rounds) if best is None else raw_first
+                if best is None:
+                    best = [wall, inner.stats, frame, cached_s, rerun.hits, rounds, raw]
+                else:
+                    assert frame["text"].equals(best[2]["text"])  # seeded: the same outputs
+                    if wall < best[0]:
+                        best[0], best[1] = wall, inner.stats
+                    best[6] = (raw[0], min(best[6][1], raw[1]))
+            results[attempts] = tuple(best)
     base.close()
 
     out = [
@@ -227,8 +238,10 @@ def bench_engine(n_docs: int, stage: str, data_dir: Path, model: Path | None) ->
         )
         out.append(
             f"max_attempts={attempts}: pipeline {stats.generated_tokens} tokens in {wall:.1f} s = "
-            f"{tps:.1f} tok/s; raw vllm.LLM.chat on the same {stats.calls} calls in "
-            f"{len(rounds)} batches: {raw[0]} tokens in {raw[1]:.1f} s = {raw_tps:.1f} tok/s; "
+            f"{tps:.1f} tok/s (best of {repeats}; {stats.generation_s:.1f} s of it in the "
+            f"engine); raw vllm.LLM.chat on the same {stats.calls} "
+            f"calls in {len(rounds)} batches: {raw[0]} tokens in {raw[1]:.1f} s = "
+            f"{raw_tps:.1f} tok/s; "
             f"ratio {tps / raw_tps:.2f} (goal >= 0.95); {accepted}/{frame.height} records "
             f"accepted = {accepted / wall:.2f} accepted records/s; rejections "
             f"{stats.rejections}; cached re-run {cached_s * 1000:.0f} ms ({hits} hits, 0 engine "

@@ -2,6 +2,7 @@
 (tests/data/real_corpus: other scripts, control characters, long documentation pages) and on
 synthetic documents."""
 
+import re
 from pathlib import Path
 
 import polars as pl
@@ -12,6 +13,7 @@ from raising_dagster.stages.ingest import read_shard
 from raising_dagster.stages.mtld import mtld, mtld_batch
 from raising_dagster.stages.score import LATIN_WORDS, MTLD_THRESHOLD, SCRIPT_WORDS
 from raising_dagster.stages.synth import synth_docs
+from raising_dagster.stages.tasks.social import sentences_of
 from raising_dagster.stages.values import WORDS, cue_hits, detect_values, top_up_rows, top_up_values
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "real_corpus"
@@ -102,3 +104,11 @@ def test_top_up_patches_only_changed_rows_into_the_same_frame() -> None:
     assert woven.equals(expected) and woven.schema == expected.schema
     assert problems == same_problems
     assert 0 < woven["added_value"].is_not_null().sum() < woven.height
+
+
+def test_sentences_split_as_the_lookbehind_pattern_split_them(real_texts: pl.Series) -> None:
+    pattern = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+")  # the split it replaces
+    odd = ['He said "Stop." Then left.', "Wow!! (Really?) Yes.)) No", "a.) b", "x. \u00a0 y"]
+    for text in [*real_texts.to_list(), *odd]:
+        expected = [s for s in pattern.split(" ".join(text.split())) if s]
+        assert sentences_of(text) == expected, text[:200]
