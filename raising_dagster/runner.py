@@ -3,8 +3,8 @@
 `parallel` > 1 raises that many shards at once on the same Dagster instance: this process runs
 one `raise_shard` run after another while `parallel - 1` worker processes (spawned, so no worker
 inherits this process's Polars or DuckDB threads) run others; the curriculum is published once
-all of them finished. The vLLM teacher stays serial:
-one engine a machine, shared by every run of the process.
+all of them finished. The vLLM teacher stays serial: one engine a machine, shared by every run
+of the process.
 
 One runner at a time per output folder and per Dagster instance: `hold_output` takes an
 exclusive lock file (`.raising.lock`, fcntl) in each, waiting with a message while another run
@@ -272,10 +272,8 @@ def _raise_shard_in_worker(
 
 
 def _settings_fields(raising: RaisingResource) -> tuple[tuple[str, str | None], ...]:
-    return tuple(
-        (name, getattr(raising, name))
-        for name in ("config_file", "landing_dir", "store_dir", "teacher", "codex_path")
-    )
+    """The settings resource's fields, for a worker to build the same resource."""
+    return tuple((name, getattr(raising, name)) for name in sorted(RaisingResource.model_fields))
 
 
 def _raise_in_parallel(
