@@ -207,13 +207,17 @@ def bench(args: argparse.Namespace, work: Path) -> str:
             "--parallel",
             str(args.parallel),
         ]
-        rows.append(
-            measure(
-                f"{name} --parallel {args.parallel}",
-                command,
-                {**run_env, "DAGSTER_HOME": str(home)},
+        try:
+            rows.append(
+                measure(
+                    f"{name} --parallel {args.parallel}",
+                    command,
+                    {**run_env, "DAGSTER_HOME": str(home)},
+                )
             )
-        )
+        except RuntimeError as exc:  # reported, and the other rows still run
+            sys.stderr.write(f"{exc}\n")
+            continue
         steps.append((name, step_times(home)))
     return report(args, raw_mb, rows, steps, load_before, load_average())
 

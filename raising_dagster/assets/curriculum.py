@@ -75,7 +75,7 @@ def _phase_table(phases: list[dict]) -> MetadataValue:
 def _stage_table(stages: list[dict]) -> MetadataValue:
     lines = ["| stage | records | tokens | positions | p50 difficulty |", "|---|---|---|---|---|"]
     lines += [
-        f"| {s['name']} | {s['records']} | {s['tokens']} | "
+        f"| {s['name']} | {s['records']} | {s.get('tokens', '')} | "
         f"{s['first_position']}..{s['last_position']}"
         f" | {s['difficulty_quantiles'].get('p50', '')} |"
         for s in stages
