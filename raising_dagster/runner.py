@@ -165,6 +165,9 @@ def fail_abandoned_runs(instance: DagsterInstance) -> list[str]:
             "abandoned: the raising run that started it ended without finishing (killed or "
             "crashed); marked failed by the next raising run",
         )
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            # the `teacher` pool slot a killed step held (no daemon frees it for `raising run`)
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
     return [run.run_id for run in runs]
 
 
