@@ -518,6 +518,10 @@ class RaisingSettings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
     dataset_card: DatasetCardSettings = Field(default_factory=DatasetCardSettings)
+    # how a run executes its steps: in_process (one process a run: the teacher's engine starts
+    # once a run; with the Kubernetes run launcher, one pod a shard run) or k8s_job (dagster-k8s'
+    # k8s_job_executor: one pod a step, for an openai teacher fleet; needs dagster-k8s)
+    executor: Literal["in_process", "k8s_job"] = "in_process"
 
     @cached_property
     def codex(self) -> ValueCodex:
