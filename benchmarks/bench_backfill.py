@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -105,6 +106,8 @@ def main() -> None:
     parser.add_argument("--sqlite", action="store_true", help="SQLite even if Postgres can start")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    # stopped with SIGTERM: unwind, so the daemon and the throwaway server are stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = []
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-backfill-")))
