@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dagster import DagsterRunStatus
+from dagster import DagsterEvent, DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster_postgres import (
     PostgresEventLogStorage,
@@ -25,7 +25,13 @@ from raising_dagster.expectations.gate import blocking_failures
 from raising_dagster.jobs import TEACHER_RUN_TAG
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
-from raising_dagster.runner import RUN_CONFIG, run_pipeline
+from raising_dagster.runner import (
+    RUN_CONFIG,
+    RUNNER_HOME_TAG,
+    fail_abandoned_runs,
+    run_pipeline,
+    runner_tags,
+)
 from tests.cluster.daemon import (
     dagster_cli,
     dagster_env,
@@ -204,3 +210,30 @@ def test_sensor_feeds_the_run_queue_and_runs_go_at_once_within_the_limits(
         assert result.success
     manifest = json.loads((store / "training_ready" / "manifest.json").read_text())
     assert sorted(s["shard"] for s in manifest["input_shards"]) == names
+
+
+def _started_run(instance: DagsterInstance, run_id: str, tags: dict[str, str]) -> None:
+    instance.add_run(DagsterRun(job_name="raise_shard", run_id=run_id, tags=tags))
+    instance.handle_run_event(
+        run_id,
+        DagsterEvent(event_type_value="PIPELINE_START", job_name="raise_shard", message="started"),
+    )
+
+
+def test_a_runner_cleans_up_only_after_its_own_home_on_a_shared_instance(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Two Dagster homes (two machines, or two folders) on one PostgreSQL database: the runs a
+    killed runner of home A left are marked failed by A's next runner, never by B's, whose lock
+    says nothing about A's processes."""
+    home_a, home_b = tmp_path / "a", tmp_path / "b"
+    for home in (home_a, home_b):
+        write_instance_yaml(home, postgres=True)
+    with open_instance(home_a) as a, open_instance(home_b) as b:
+        _started_run(a, "left-by-a", runner_tags(a))
+        _started_run(b, "running-in-b", runner_tags(b))
+        assert runner_tags(a)[RUNNER_HOME_TAG] != runner_tags(b)[RUNNER_HOME_TAG]
+        assert fail_abandoned_runs(b) == ["running-in-b"]
+        assert b.get_run_by_id("left-by-a").status == DagsterRunStatus.STARTED
+        assert fail_abandoned_runs(a) == ["left-by-a"]
+        assert a.get_run_by_id("left-by-a").status == DagsterRunStatus.FAILURE
