@@ -86,6 +86,7 @@ def test_ten_thousand_dynamic_partitions_register_and_list(pg_home: Path) -> Non
     assert listing_s < 30, listing_s
 
 
+@pytest.mark.slow
 def test_publication_gate_reads_check_history_from_postgres(
     pg_home: Path, tmp_path: Path, landing: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
