@@ -21,7 +21,7 @@ endif
 export GX_ANALYTICS_ENABLED := False
 export VLLM_LOGGING_LEVEL ?= WARNING
 
-.PHONY: demo test ui lint bench bench-teacher bench-cache bench-backfill clean
+.PHONY: demo test ui lint bench bench-teacher bench-cache bench-backfill probe clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ test: $(BIN)/.vllm-installed
 ui: $(DEMO_DEPS) $(DAGSTER_HOME)/dagster.yaml
 	$(DEMO_ENV) RAISING_STORE_DIR=$(STORE) RAISING_TEACHER__BACKEND=$(TEACHER) \
 	  $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+## probe: train small students on the raw and the raised demo corpus (run `make demo` first) and
+## print the persona, values, knowledge-kept and order figures; results in data/probe/
+probe: $(BIN)/.vllm-installed
+	$(BIN)/raising probe --store $(STORE) --out $(DATA)/probe $(PROBE_ARGS)
 
 ## bench: curriculum stages at 100k and 1M synthetic documents vs a single-pass Polars floor
 bench: $(BIN)/.installed

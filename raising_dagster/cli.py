@@ -169,10 +169,20 @@ def run(
         sys.exit(EXIT_REFUSED if refused else EXIT_FAILED)
     for advisory in report.advisories:
         click.echo(f"Advisory (does not block publication): {advisory}", err=True)
-    _summary(out.resolve(), len(report.shards), home)
+    _summary(out.resolve(), len(report.shards), home, report.teacher)
 
 
-def _summary(out: Path, n_shards: int, home: Path) -> None:
+def teacher_summaries(records: pl.DataFrame) -> dict[str, dict[str, object]]:
+    """`teacher_summary` of each variant's published records."""
+    from raising_dagster.stages.rewrite import teacher_summary
+
+    return {
+        variant: teacher_summary(rows)
+        for (variant,), rows in records.sort("variant").group_by("variant", maintain_order=True)
+    }
+
+
+def _summary(out: Path, n_shards: int, home: Path, throughput: dict[str, float]) -> None:
     manifest = json.loads((out / "training_ready" / "manifest.json").read_text())
     click.echo(
         f"\nPublished {manifest['records']} records from {n_shards} shards: "
@@ -202,11 +212,26 @@ def _summary(out: Path, n_shards: int, home: Path) -> None:
     click.echo(f"Dagster home (for `make ui`): {home}")
     records = pl.scan_parquet(out / "training_ready" / "data" / "*.parquet")
     writers = (
-        records.group_by("teacher_backend", "fallback_reason").len().sort("len", descending=True)
+        records.group_by("variant", "teacher_backend", "fallback_reason")
+        .len()
+        .sort("variant", "len", descending=[False, True])
     ).collect()
-    click.echo("Records by teacher and fallback reason (none: the teacher's own output):")
-    for backend, reason, count in writers.iter_rows():
-        click.echo(f"  {backend:<10} {reason or 'none':<40} {count:>7}")
+    click.echo("Records by stage, writer and fallback reason (none: the writer's own text):")
+    for variant, backend, reason, count in writers.iter_rows():
+        click.echo(f"  {variant:<13} {backend:<10} {reason or 'none':<40} {count:>7}")
+    for variant, summary in teacher_summaries(records.collect()).items():
+        if summary["llm_tried"]:
+            click.echo(
+                f"LLM, {variant}: {summary['llm_accepted']} of {summary['llm_tried']} records "
+                f"carry accepted model text ({summary['llm_acceptance']:.1%}); mean grounding "
+                f"{summary['mean_grounding']} content words"
+            )
+    if throughput:
+        click.echo(
+            f"LLM generation: {throughput['calls']} calls, {throughput['tokens']} tokens in "
+            f"{throughput['seconds']:.0f} s ({throughput['tokens_per_s']:.1f} tokens/s, "
+            f"{throughput['documents_per_s']:.2f} documents/s)"
+        )
     for variant in ("experiential", "social"):
         # an accepted teacher output when there is one, else the first record
         example = (
@@ -353,3 +378,43 @@ def teacher_prepare(data_dir: Path) -> None:
     from raising_dagster.teacher.smollm2 import ensure_smollm2
 
     click.echo(f"SmolLM2 ready: {ensure_smollm2(data_dir)}")
+
+
+@main.command()
+@click.option("--out", type=_PATH, required=True, help="Folder for probe.json, completions, plots.")
+@click.option(
+    "--store",
+    type=_PATH,
+    default=None,
+    help="Store of a published corpus (`raising run --out`) [default: from config: data/store].",
+)
+@click.option(
+    "--budget-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Training tokens per arm and seed [default: from config: probe.budget_tokens].",
+)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None)
+@_CONFIG
+def probe(
+    out: Path,
+    store: Path | None,
+    budget_tokens: int | None,
+    device: str | None,
+    config: Path | None,
+) -> None:
+    """Train small students on the raw and the raised corpus and probe them; print the table."""
+    from raising_dagster.probe.data import ProbeInputError
+    from raising_dagster.probe.report import text_table
+    from raising_dagster.probe.run import PROBE_FILE, ProbeUnavailable, run_probe
+
+    wanted = {"budget_tokens": budget_tokens, "device": device}
+    overrides = {k: v for k, v in wanted.items() if v is not None}
+    try:
+        settings = load_settings(config, store_dir=store, probe=overrides or None)
+        report = run_probe(settings, settings.store_dir, out, progress=click.echo)
+    except (ProbeInputError, ProbeUnavailable, ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("")
+    click.echo(text_table(report))
+    click.echo(f"\nResults: {out / PROBE_FILE} ({report['seconds']} s)")

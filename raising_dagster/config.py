@@ -22,6 +22,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from raising_dagster.probe.settings import ProbeSettings
+
 M = TypeVar("M", bound=BaseModel)
 
 PACKAGE_DIR = Path(str(resources.files("raising_dagster")))
@@ -446,6 +448,27 @@ class IngestSettings(BaseModel):
     redact: RedactionSettings = Field(default_factory=RedactionSettings)
 
 
+class DedupSettings(BaseModel):
+    """Duplicates across shards (stages/dedup.py): exact (same text) always unless turned off;
+    near duplicates (MinHash over word shingles, Jaccard >= threshold) when `near` is on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exact: bool = True
+    near: bool = False
+    threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    num_perm: int = Field(default=128, ge=16)
+    num_bands: int = Field(default=16, ge=1)
+    shingle_words: int = Field(default=5, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _bands_divide(self) -> DedupSettings:
+        if self.num_perm % self.num_bands:
+            raise ValueError(f"num_bands {self.num_bands} must divide num_perm {self.num_perm}")
+        return self
+
+
 class CheckSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -517,7 +540,9 @@ class RaisingSettings(BaseSettings):
     tokenizer: TokenizerSettings = Field(default_factory=TokenizerSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
     dataset_card: DatasetCardSettings = Field(default_factory=DatasetCardSettings)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
     # how a run executes its steps: in_process (one process a run: the teacher's engine starts
     # once a run; with the Kubernetes run launcher, one pod a shard run) or k8s_job (dagster-k8s'
     # k8s_job_executor: one pod a step, for an openai teacher fleet; needs dagster-k8s)

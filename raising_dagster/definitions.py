@@ -4,10 +4,11 @@ from dagster import Definitions, ExecutorDefinition, in_process_executor
 
 from raising_dagster.assets.common import with_code_versions
 from raising_dagster.assets.curriculum import ordered_docs, training_ready_corpus
+from raising_dagster.assets.evaluation import student_probe
 from raising_dagster.assets.framing import experiential_docs, first_person_docs, social_docs
 from raising_dagster.assets.raw import raw_docs
 from raising_dagster.assets.scored import scored_docs
-from raising_dagster.jobs import publish_curriculum_job, raise_shard_job
+from raising_dagster.jobs import probe_student_job, publish_curriculum_job, raise_shard_job
 from raising_dagster.resources import RaisingResource, TeacherResource
 from raising_dagster.sensors import raw_shard_sensor
 
@@ -19,6 +20,7 @@ ASSETS = [
     social_docs,
     ordered_docs,
     training_ready_corpus,
+    student_probe,
 ]
 
 
@@ -27,7 +29,7 @@ def build_definitions(raising: RaisingResource | None = None) -> Definitions:
     raising = raising or RaisingResource()
     return Definitions(
         assets=with_code_versions(ASSETS, raising.settings),
-        jobs=[raise_shard_job, publish_curriculum_job],
+        jobs=[raise_shard_job, publish_curriculum_job, probe_student_job],
         sensors=[raw_shard_sensor],
         resources={"raising": raising, "teacher": TeacherResource(raising=raising)},
         executor=_executor(raising.settings.executor),

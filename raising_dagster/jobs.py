@@ -1,4 +1,5 @@
-"""Jobs: one raises a shard through every per-shard asset, one publishes the curriculum."""
+"""Jobs: one raises a shard through every per-shard asset, one publishes the curriculum, one probes
+the published corpus with small students (never part of publication)."""
 
 from dagster import AssetSelection, define_asset_job
 
@@ -18,4 +19,9 @@ publish_curriculum_job = define_asset_job(
     "publish_curriculum",
     selection=AssetSelection.assets(*CURRICULUM_ASSETS),
     description="Order every raised shard into the curriculum; publish the training-ready corpus.",
+)
+probe_student_job = define_asset_job(
+    "probe_student",
+    selection=AssetSelection.assets("student_probe"),
+    description="Train small students on the raw and the raised corpus and probe them.",
 )

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from dagster import (
     AssetCheckSeverity,
+    DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     ExecuteInProcessResult,
@@ -71,6 +72,7 @@ class PipelineReport:
     run_ids: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     advisories: list[str] = field(default_factory=list)  # failed WARN checks: never block
+    teacher: dict[str, float] = field(default_factory=dict)  # LLM throughput over the shard runs
     cleaned: list[str] = field(default_factory=list)
     abandoned_runs: list[str] = field(default_factory=list)
     published: bool = False
@@ -298,4 +300,31 @@ def _run_pipeline(
     report.failures += _failures(result, "curriculum")
     _classify(result, report)
     report.published = not report.failures
+    report.teacher = teacher_throughput(instance, report.run_ids)
     return report
+
+
+def teacher_throughput(instance: DagsterInstance, run_ids: list[str]) -> dict[str, float]:
+    """The LLM's calls, generated tokens and generation time over the framing steps of some runs
+    (from their materializations' metadata), with tokens and documents per second; empty when no
+    model generated anything."""
+    totals = {"calls": 0.0, "tokens": 0.0, "seconds": 0.0, "documents": 0.0}
+    for run_id in run_ids:
+        for record in instance.get_records_for_run(
+            run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+        ).records:
+            materialization = record.event_log_entry.asset_materialization
+            metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+            if "llm_generated_tokens" not in metadata:
+                continue
+            totals["calls"] += metadata["llm_calls"]
+            totals["tokens"] += metadata["llm_generated_tokens"]
+            totals["seconds"] += metadata["llm_generation_s"]
+            totals["documents"] += metadata.get("llm_tried", 0)
+    if not totals["tokens"]:
+        return {}
+    return {
+        **totals,
+        "tokens_per_s": totals["tokens"] / totals["seconds"] if totals["seconds"] else 0.0,
+        "documents_per_s": totals["documents"] / totals["seconds"] if totals["seconds"] else 0.0,
+    }

@@ -92,3 +92,13 @@ TRAINING_COLUMNS: tuple[str, ...] = (
     "n_tokens",
     *[c for c in LINEAGE_SCHEMA if c != "source_doc_id"],
 )
+
+# Documents that repeat an earlier one (stages/dedup.py), with the kept one and how alike.
+DUPLICATES_SCHEMA: dict[str, pl.DataType] = {
+    "shard": pl.String(),
+    "doc_id": pl.String(),
+    "reason": pl.String(),  # exact_duplicate or near_duplicate
+    "kept_shard": pl.String(),
+    "kept_doc_id": pl.String(),
+    "similarity": pl.Float64(),
+}

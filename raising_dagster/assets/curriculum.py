@@ -33,6 +33,7 @@ from raising_dagster.expectations.gate import blocking_failures, refusal
 from raising_dagster.expectations.invariants import curriculum_ordered, quarantined_share
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
+from raising_dagster.stages.dedup import find_duplicates
 from raising_dagster.stages.ingest import scan_landing
 from raising_dagster.stages.order import connect, order_records
 from raising_dagster.stages.pack import build_training_corpus
@@ -130,6 +131,9 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
     shard_stats = [json.loads(layout.shard_stats(k).read_text()) for k in ready]
     con = connect(temp_dir=layout.root / ".duckdb_tmp")
     try:
+        duplicates = find_duplicates(
+            con, [layout.shard_file("raw_docs", k) for k in ready], settings.dedup
+        )
         summary, infeasible = order_records(
             con,
             [layout.shard_file("scored_docs", k) for k in ready],
@@ -139,6 +143,7 @@ def ordered_docs(context: AssetExecutionContext, raising: RaisingResource) -> Ma
             settings.curriculum,
             settings.codex,
             settings.identity,
+            duplicates,
         )
         outcome = curriculum_ordered(con, layout.ordered_file, settings.curriculum)
         exclusions = con.sql("SELECT * FROM excluded ORDER BY shard, doc_id, variant").pl()
