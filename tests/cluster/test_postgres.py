@@ -153,12 +153,12 @@ def test_raising_run_uses_postgres_when_dagster_pg_url_is_set(
 def test_sensor_feeds_the_run_queue_and_runs_go_at_once_within_the_limits(
     pg_url: str, tmp_path: Path, docs: list[dict[str, str]]
 ) -> None:
-    """The sensor, started through the CLI and ticked by dagster-daemon, registers four shards
+    """The sensor, started through the CLI and ticked by dagster-daemon, registers three shards
     and requests their runs; the queue runs two at once (max_concurrent_runs: 2), and the
     `teacher` pool (limit 1) lets one framing step at a time talk to the teacher."""
     landing, store, home = tmp_path / "landing", tmp_path / "store", tmp_path / "home"
     landing.mkdir()
-    names = [f"part-{i}.jsonl" for i in range(4)]
+    names = [f"part-{i}.jsonl" for i in range(3)]
     for i, name in enumerate(names):
         write_jsonl(landing / name, [{**d, "id": f"{d['id']}-{i}"} for d in docs])
     write_instance_yaml(
@@ -195,7 +195,7 @@ def test_sensor_feeds_the_run_queue_and_runs_go_at_once_within_the_limits(
         assert state.instigator_data is not None  # the sensor's cursor, kept in Postgres
         cursor = json.loads(state.instigator_data.cursor)
         assert sorted(k for k in cursor if not k.startswith("_")) == names
-    # publish from the same instance: the gate reads the four runs' check results from Postgres
+    # publish from the same instance: the gate reads the runs' check results from Postgres
     raising = RaisingResource(
         landing_dir=str(landing), store_dir=str(store), codex_path=str(HONESTY_CODEX)
     )
