@@ -11,11 +11,17 @@ TEACHER ?= vllm
 LLM_SHARE ?= 1.0
 LLM_ATTEMPTS ?= 3
 PORT ?= 3000
+# The Dagster instance: SQLite files under data/dagster_home, or PostgreSQL when DAGSTER_PG_URL is
+# set (postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB; its compute logs under data/dagster_home_pg)
+ifdef DAGSTER_PG_URL
+export DAGSTER_HOME := $(DATA)/dagster_home_pg
+else
 export DAGSTER_HOME := $(DATA)/dagster_home
+endif
 export GX_ANALYTICS_ENABLED := False
 export VLLM_LOGGING_LEVEL ?= WARNING
 
-.PHONY: demo test ui lint bench bench-teacher bench-cache probe clean browser-deps
+.PHONY: demo test ui lint bench bench-teacher bench-cache bench-backfill probe clean browser-deps
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +34,9 @@ $(BIN)/.vllm-installed: $(BIN)/.installed scripts/install-vllm.sh
 	bash scripts/install-vllm.sh $(VENV)
 	touch $@
 
-$(DAGSTER_HOME)/dagster.yaml:
-	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $@
+# the shipped instance configuration (raising_dagster/instance_config/): storage, run queue, pools
+$(DAGSTER_HOME)/dagster.yaml: | $(BIN)/.installed
+	$(BIN)/python -m raising_dagster.instance $(DAGSTER_HOME)
 
 ifeq ($(TEACHER),vllm)
 DEMO_DEPS := $(BIN)/.vllm-installed
@@ -59,6 +65,7 @@ browser-deps:
 ## test: ruff and the whole test suite, the real vLLM engine and server tests and the browser
 ## tests (Chromium against dagster dev) included
 test: $(BIN)/.vllm-installed browser-deps
+	bash scripts/install-postgres.sh
 	$(BIN)/ruff check raising_dagster tests benchmarks
 	$(BIN)/pytest
 
@@ -85,6 +92,12 @@ bench-teacher: $(BIN)/.vllm-installed
 ## bench-cache: generation cache lookups as it grows to 1M entries (no vLLM needed)
 bench-cache: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_teacher.py --cache-only $(BENCH_ARGS)
+
+## bench-backfill: 200 small shards through dagster-daemon's run queue, 1 and N runs at once;
+## wall time against the sum of the steps' compute (Dagster's overhead as a ratio)
+bench-backfill: $(BIN)/.installed
+	bash scripts/install-postgres.sh
+	$(BIN)/python benchmarks/bench_backfill.py $(BENCH_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check raising_dagster tests benchmarks

@@ -135,6 +135,7 @@ def run(
 
     from dagster import DagsterInstance
 
+    from raising_dagster.instance import InstanceConfigError, prepare_home
     from raising_dagster.resources import RaisingResource
     from raising_dagster.runner import hold_output, run_pipeline
 
@@ -150,8 +151,12 @@ def run(
     # one runner at a time per output folder and instance, locked before the instance is first
     # created (two processes creating one SQLite instance leave it with two alembic heads)
     with hold_output([out.resolve(), home], progress=click.echo):
-        if not (home / "dagster.yaml").exists():
-            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+        try:  # the shipped dagster.yaml: SQLite, or Postgres when DAGSTER_PG_URL is set
+            warning = prepare_home(home)
+        except InstanceConfigError as exc:
+            raise InvalidInput(str(exc)) from None
+        if warning:
+            click.echo(f"Warning: {warning}", err=True)
         with DagsterInstance.get() as instance:
             report = run_pipeline(raising, instance, progress=click.echo)
     if not report.shards:

@@ -41,6 +41,9 @@ from raising_dagster.stages.ingest import SkippedFile, scan_landing
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 RUNNER_TAG = "raising/runner"
 RUNNER_TAGS = {RUNNER_TAG: "run_pipeline"}
+# Which runner's lock covered a run: host and Dagster home. On PostgreSQL several homes (and
+# hosts) share one instance, and a runner may only clean up after the runs of its own home.
+RUNNER_HOME_TAG = "raising/runner_home"
 LOCK_FILE = ".raising.lock"
 # What a killed run leaves in the store: publication staging, the previous corpus being swapped
 # out, DuckDB's spill folder, half-written files of store.write_parquet/write_json.
@@ -157,16 +160,30 @@ def clean_stale_files(store: Path) -> list[str]:
     return removed
 
 
+def runner_tags(instance: DagsterInstance) -> dict[str, str]:
+    """The tags of this runner's runs: RUNNER_TAGS and the host and home whose lock it holds."""
+    return {**RUNNER_TAGS, RUNNER_HOME_TAG: f"{socket.gethostname()}:{instance.root_directory}"}
+
+
 def fail_abandoned_runs(instance: DagsterInstance) -> list[str]:
-    """Mark failed this runner's runs that the instance still shows unfinished: under
-    `hold_output` on the instance's folder no other runner is alive, so their process died."""
-    runs = instance.get_runs(filters=RunsFilter(statuses=_UNFINISHED, tags=RUNNER_TAGS))
+    """Mark failed the runs of runners of this home (host and Dagster home) that the instance
+    still shows unfinished: under `hold_output` on the home no other runner of it is alive, so
+    their process died. Runs of other homes sharing a PostgreSQL instance are left alone."""
+    home = runner_tags(instance)[RUNNER_HOME_TAG]
+    runs = [
+        run
+        for run in instance.get_runs(filters=RunsFilter(statuses=_UNFINISHED, tags=RUNNER_TAGS))
+        if run.tags.get(RUNNER_HOME_TAG, home) == home
+    ]
     for run in runs:
         instance.report_run_failed(
             run,
             "abandoned: the raising run that started it ended without finishing (killed or "
             "crashed); marked failed by the next raising run",
         )
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            # the `teacher` pool slot a killed step held (no daemon frees it for `raising run`)
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
     return [run.run_id for run in runs]
 
 
@@ -261,13 +278,14 @@ def _run_pipeline(
     known = set(instance.get_dynamic_partitions(raw_shards.name))
     instance.add_dynamic_partitions(raw_shards.name, [k for k in report.shards if k not in known])
     shard_job = defs.resolve_job_def("raise_shard")
+    tags = runner_tags(instance)
     for key in report.shards:
         result = shard_job.execute_in_process(
             partition_key=key,
             instance=instance,
             run_config=RUN_CONFIG,
             raise_on_error=False,
-            tags=RUNNER_TAGS,
+            tags=tags,
         )
         report.run_ids.append(result.run_id)
         report.failures += _failures(result, f"shard {key}")
@@ -276,7 +294,7 @@ def _run_pipeline(
     if report.failures:
         return report
     result = defs.resolve_job_def("publish_curriculum").execute_in_process(
-        instance=instance, run_config=RUN_CONFIG, raise_on_error=False, tags=RUNNER_TAGS
+        instance=instance, run_config=RUN_CONFIG, raise_on_error=False, tags=tags
     )
     report.run_ids.append(result.run_id)
     report.failures += _failures(result, "curriculum")
