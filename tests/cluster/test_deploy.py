@@ -198,11 +198,15 @@ def test_cluster_settings_load() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", ["in_process", "k8s_job"])
-def test_dagster_definitions_validate_with_the_cluster_settings(executor: str) -> None:
+def test_dagster_definitions_validate_with_the_cluster_settings(
+    executor: str, tmp_path: Path
+) -> None:
     env = {
         **os.environ,
         **{k: v for k, v in _cluster_env().items() if k.startswith("RAISING_TEACHER__")},
         "RAISING_EXECUTOR": executor,
+        # make exports DAGSTER_HOME=data/dagster_home, which a fresh clone does not have yet
+        "DAGSTER_HOME": str(tmp_path),
     }
     done = subprocess.run(
         [
