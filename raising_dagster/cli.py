@@ -20,6 +20,7 @@ import polars as pl
 from pydantic import ValidationError
 
 from raising_dagster.config import RaisingSettings, TeacherSettings, load_settings
+from raising_dagster.store import StoreLayout
 
 _PATH = click.Path(path_type=Path)
 EXIT_FAILED = 1
@@ -143,6 +144,7 @@ def run(
 
     from dagster import DagsterInstance
 
+    from raising_dagster.instance import InstanceConfigError, prepare_home
     from raising_dagster.resources import RaisingResource
     from raising_dagster.runner import hold_output, run_pipeline
 
@@ -158,8 +160,12 @@ def run(
     # one runner at a time per output folder and instance, locked before the instance is first
     # created (two processes creating one SQLite instance leave it with two alembic heads)
     with hold_output([out.resolve(), home], progress=click.echo):
-        if not (home / "dagster.yaml").exists():
-            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+        try:  # the shipped dagster.yaml: SQLite, or Postgres when DAGSTER_PG_URL is set
+            warning = prepare_home(home)
+        except InstanceConfigError as exc:
+            raise InvalidInput(str(exc)) from None
+        if warning:
+            click.echo(f"Warning: {warning}", err=True)
         with DagsterInstance.get() as instance:
             report = run_pipeline(raising, instance, progress=click.echo, parallel=parallel)
     if not report.shards:
@@ -173,10 +179,20 @@ def run(
         sys.exit(EXIT_REFUSED if refused else EXIT_FAILED)
     for advisory in report.advisories:
         click.echo(f"Advisory (does not block publication): {advisory}", err=True)
-    _summary(out.resolve(), len(report.shards), home)
+    _summary(out.resolve(), len(report.shards), home, report.teacher)
 
 
-def _summary(out: Path, n_shards: int, home: Path) -> None:
+def teacher_summaries(records: pl.DataFrame) -> dict[str, dict[str, object]]:
+    """`teacher_summary` of each variant's published records."""
+    from raising_dagster.stages.rewrite import teacher_summary
+
+    return {
+        variant: teacher_summary(rows)
+        for (variant,), rows in records.sort("variant").group_by("variant", maintain_order=True)
+    }
+
+
+def _summary(out: Path, n_shards: int, home: Path, throughput: dict[str, float]) -> None:
     manifest = json.loads((out / "training_ready" / "manifest.json").read_text())
     click.echo(
         f"\nPublished {manifest['records']} records from {n_shards} shards: "
@@ -201,16 +217,36 @@ def _summary(out: Path, n_shards: int, home: Path) -> None:
             f"{phase.get('megatron_prefix', 'HF config ' + phase['hf_config'])}"
         )
     quarantined = sum(s["quarantined"] for s in manifest["input_shards"])
-    click.echo(f"Training-ready corpus: {out / 'training_ready'}")
+    current = (out / "training_ready").resolve()
+    click.echo(f"Training-ready corpus: {out / 'training_ready'} -> publication {current.name}")
+    click.echo(f"Audit report: {current / manifest.get('report', 'audit/report.html')}")
+    for entry in manifest.get("left_out_shards", []):
+        why = f"{entry['reason']} {entry['detail']}".rstrip()
+        click.echo(f"Left out: shard {entry['shard']}: {why}")
     click.echo(f"Quarantine ({quarantined} records): {out / 'quarantine'}")
     click.echo(f"Dagster home (for `make ui`): {home}")
     records = pl.scan_parquet(out / "training_ready" / "data" / "*.parquet")
     writers = (
-        records.group_by("teacher_backend", "fallback_reason").len().sort("len", descending=True)
+        records.group_by("variant", "teacher_backend", "fallback_reason")
+        .len()
+        .sort("variant", "len", descending=[False, True])
     ).collect()
-    click.echo("Records by teacher and fallback reason (none: the teacher's own output):")
-    for backend, reason, count in writers.iter_rows():
-        click.echo(f"  {backend:<10} {reason or 'none':<40} {count:>7}")
+    click.echo("Records by stage, writer and fallback reason (none: the writer's own text):")
+    for variant, backend, reason, count in writers.iter_rows():
+        click.echo(f"  {variant:<13} {backend:<10} {reason or 'none':<40} {count:>7}")
+    for variant, summary in teacher_summaries(records.collect()).items():
+        if summary["llm_tried"]:
+            click.echo(
+                f"LLM, {variant}: {summary['llm_accepted']} of {summary['llm_tried']} records "
+                f"carry accepted model text ({summary['llm_acceptance']:.1%}); mean grounding "
+                f"{summary['mean_grounding']} content words"
+            )
+    if throughput:
+        click.echo(
+            f"LLM generation: {throughput['calls']} calls, {throughput['tokens']} tokens in "
+            f"{throughput['seconds']:.0f} s ({throughput['tokens_per_s']:.1f} tokens/s, "
+            f"{throughput['documents_per_s']:.2f} documents/s)"
+        )
     for variant in ("experiential", "social"):
         # an accepted teacher output when there is one, else the first record
         example = (
@@ -364,3 +400,203 @@ def teacher_prepare(data_dir: Path) -> None:
     from raising_dagster.teacher.smollm2 import ensure_smollm2
 
     click.echo(f"SmolLM2 ready: {ensure_smollm2(data_dir)}")
+
+
+@main.command()
+@click.option("--out", type=_PATH, required=True, help="Folder for probe.json, completions, plots.")
+@click.option(
+    "--store",
+    type=_PATH,
+    default=None,
+    help="Store of a published corpus (`raising run --out`) [default: from config: data/store].",
+)
+@click.option(
+    "--budget-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Training tokens per arm and seed [default: from config: probe.budget_tokens].",
+)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None)
+@_CONFIG
+def probe(
+    out: Path,
+    store: Path | None,
+    budget_tokens: int | None,
+    device: str | None,
+    config: Path | None,
+) -> None:
+    """Train small students on the raw and the raised corpus and probe them; print the table."""
+    from raising_dagster.probe.data import ProbeInputError
+    from raising_dagster.probe.report import text_table
+    from raising_dagster.probe.run import PROBE_FILE, ProbeUnavailable, run_probe
+
+    wanted = {"budget_tokens": budget_tokens, "device": device}
+    overrides = {k: v for k, v in wanted.items() if v is not None}
+    try:
+        settings = load_settings(config, store_dir=store, probe=overrides or None)
+        report = run_probe(settings, settings.store_dir, out, progress=click.echo)
+    except (ProbeInputError, ProbeUnavailable, ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("")
+    click.echo(text_table(report))
+    click.echo(f"\nResults: {out / PROBE_FILE} ({report['seconds']} s)")
+
+
+# Audit: publications, record-level trace, withdrawals, the audit report (STORE = `--out` of run).
+_OUT = click.option(
+    "--out",
+    "--store",
+    "out",
+    type=_PATH,
+    default=None,
+    help="Store folder (the --out of `raising run`) [default: from config: data/store].",
+)
+_PUBLICATION = click.option(
+    "--publication",
+    default=None,
+    help="Publication id (`raising publications list`) [default: the current one].",
+)
+
+
+def _layout(out: Path | None, config: Path | None = None) -> StoreLayout:
+    root, _ = _store_settings(out, config)
+    return StoreLayout(Path(root))
+
+
+def _publication_folder(out: Path | None, publication: str | None) -> Path:
+    from raising_dagster.store import resolve_publication
+
+    try:
+        return resolve_publication(_layout(out), publication)
+    except FileNotFoundError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+@main.group()
+def publications() -> None:
+    """Every publication of the training-ready corpus (STORE/publications/<id>)."""
+
+
+@publications.command("list")
+@_OUT
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def publications_list(out: Path | None, as_json: bool) -> None:
+    """The kept publications, oldest first; * marks the current one (STORE/training_ready)."""
+    from raising_dagster.store import list_publications
+
+    found = list_publications(_layout(out))
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo("no publications")
+        return
+    for p in found:
+        click.echo(
+            f"{'*' if p['current'] else ' '} {p['id']:<32} {p['published_at'] or 'unknown':<20} "
+            f"{p['records'] or 0:>9} records {p['shards']:>5} shards "
+            f"{p['withdrawals']:>4} withdrawn {p['bytes'] / 1e6:>9.1f} MB"
+        )
+
+
+@publications.command("prune")
+@_OUT
+@click.option(
+    "--keep",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="How many of the newest publications to keep (the current one is always kept).",
+)
+@click.option("--dry-run", is_flag=True)
+def publications_prune(out: Path | None, keep: int, dry_run: bool) -> None:
+    """Remove old publications."""
+    from raising_dagster.store import prune_publications
+
+    removed = prune_publications(_layout(out), keep, dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {len(removed)} publication(s)" + "".join(f"\n  {r}" for r in removed))
+
+
+@main.command()
+@click.argument("ident", metavar="ID")
+@_OUT
+@_PUBLICATION
+@click.option("--json", "as_json", is_flag=True, help="Print the whole chain as JSON.")
+@click.option("--full", is_flag=True, help="Print texts whole, not cut.")
+def trace(ident: str, out: Path | None, publication: str | None, as_json: bool, full: bool) -> None:
+    """Follow a record through a publication: ID is a training record's doc_id
+    (shard/doc#variant), a position, or a raw document id (shard/doc or doc). Prints the raw text
+    and where it came from, scores, each stage's output and how it was made (model, prompt,
+    seed, attempts, fallback, cache, Dagster run), and the training records it became."""
+    from raising_dagster.stages.lineage import TraceNotFound, format_trace
+    from raising_dagster.stages.lineage import trace as trace_record
+
+    folder = _publication_folder(out, publication)
+    try:
+        found = trace_record(folder, ident)
+    except TraceNotFound as exc:
+        raise InvalidInput(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(found, indent=2, default=str))
+    else:
+        click.echo(format_trace(found, full))
+
+
+@main.command()
+@click.argument("doc_ids", nargs=-1, metavar="[DOC_ID]...")
+@click.option("--shard", "shards", multiple=True, help="Withdraw a whole shard (repeatable).")
+@click.option(
+    "--reason",
+    default="withdrawn_on_request",
+    show_default=True,
+    help="Why (e.g. license, privacy); listed in the manifest.",
+)
+@_OUT
+def withdraw(
+    doc_ids: tuple[str, ...], shards: tuple[str, ...], reason: str, out: Path | None
+) -> None:
+    """Withdraw raw documents (shard/doc_id, a training doc_id, or a doc_id unique in the store)
+    or whole shards: the next publication drops every record derived from them and lists the
+    withdrawal. Without arguments, lists the standing withdrawals."""
+    from raising_dagster.stages.shards import Withdrawals, find_documents
+    from raising_dagster.store import write_json
+
+    layout = _layout(out)
+    standing = Withdrawals.load(layout.withdrawals_file)
+    if not doc_ids and not shards:
+        click.echo(json.dumps(standing.to_json(), indent=2))
+        return
+    if not reason.strip() or any(c in reason for c in "\n|"):
+        raise InvalidInput("--reason must be one line of text")
+    try:
+        documents = find_documents(layout, list(doc_ids))
+    except LookupError as exc:
+        raise InvalidInput(str(exc)) from exc
+    unknown = [s for s in shards if not layout.shard_file("raw_docs", s).exists()]
+    if unknown:
+        raise InvalidInput(f"no raised shard named {', '.join(unknown)} in {layout.root}")
+    updated = standing.with_documents(documents, reason).with_shards(list(shards), reason)
+    write_json(updated.to_json(), layout.withdrawals_file)
+    for shard, doc in documents:
+        click.echo(f"withdrawn: document {shard}/{doc} ({reason})")
+    for shard in shards:
+        click.echo(f"withdrawn: shard {shard} ({reason})")
+    click.echo(
+        "The next publication (raising run, or publish_curriculum in the UI) drops every record "
+        "derived from them and lists the withdrawal in its manifest."
+    )
+
+
+@main.command()
+@_OUT
+@_PUBLICATION
+@click.option(
+    "--to", "to", type=_PATH, default=None, help="Write here [default: in the publication]."
+)
+def report(out: Path | None, publication: str | None, to: Path | None) -> None:
+    """Write the self-contained HTML audit report of a publication; prints its path."""
+    from raising_dagster.stages.report import write_report
+
+    folder = _publication_folder(out, publication)
+    click.echo(write_report(folder, to))

@@ -1,13 +1,15 @@
 """The Dagster code location: assets, checks, jobs, the shard sensor and resources."""
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions, ExecutorDefinition, in_process_executor
 
 from raising_dagster.assets.common import with_code_versions
 from raising_dagster.assets.curriculum import ordered_docs, training_ready_corpus
+from raising_dagster.assets.evaluation import student_probe
 from raising_dagster.assets.framing import experiential_docs, first_person_docs, social_docs
 from raising_dagster.assets.raw import raw_docs
 from raising_dagster.assets.scored import scored_docs
-from raising_dagster.jobs import publish_curriculum_job, raise_shard_job
+from raising_dagster.jobs import probe_student_job, publish_curriculum_job, raise_shard_job
+from raising_dagster.logs import console_logger
 from raising_dagster.resources import RaisingResource, TeacherResource
 from raising_dagster.sensors import raw_shard_sensor
 
@@ -19,6 +21,7 @@ ASSETS = [
     social_docs,
     ordered_docs,
     training_ready_corpus,
+    student_probe,
 ]
 
 
@@ -27,13 +30,23 @@ def build_definitions(raising: RaisingResource | None = None) -> Definitions:
     raising = raising or RaisingResource()
     return Definitions(
         assets=with_code_versions(ASSETS, raising.settings),
-        jobs=[raise_shard_job, publish_curriculum_job],
+        jobs=[raise_shard_job, publish_curriculum_job, probe_student_job],
         sensors=[raw_shard_sensor],
         resources={"raising": raising, "teacher": TeacherResource(raising=raising)},
-        # every run (jobs and ad-hoc materializations from the UI) in one process, so the
-        # teacher's engine starts once a run, not once a step
-        executor=in_process_executor,
+        loggers={"console": console_logger},
+        executor=_executor(raising.settings.executor),
     )
+
+
+def _executor(kind: str) -> ExecutorDefinition:
+    """By default every run (jobs and ad-hoc materializations from the UI) in one process, so
+    the teacher's engine starts once a run, not once a step; `k8s_job`: one Kubernetes pod a
+    step (dagster-k8s), the job's pods configured by the run launcher's settings."""
+    if kind == "k8s_job":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    return in_process_executor
 
 
 defs = build_definitions()

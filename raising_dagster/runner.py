@@ -36,6 +36,7 @@ from pathlib import Path
 
 from dagster import (
     AssetCheckSeverity,
+    DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     Definitions,
@@ -54,6 +55,9 @@ from raising_dagster.stages.ingest import SkippedFile, scan_landing
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 RUNNER_TAG = "raising/runner"
 RUNNER_TAGS = {RUNNER_TAG: "run_pipeline"}
+# Which runner's lock covered a run: host and Dagster home. On PostgreSQL several homes (and
+# hosts) share one instance, and a runner may only clean up after the runs of its own home.
+RUNNER_HOME_TAG = "raising/runner_home"
 LOCK_FILE = ".raising.lock"
 # What a killed run leaves in the store: publication staging, the previous corpus being swapped
 # out, DuckDB's spill folder, half-written files of store.write_parquet/write_json.
@@ -82,6 +86,7 @@ class PipelineReport:
     run_ids: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     advisories: list[str] = field(default_factory=list)  # failed WARN checks: never block
+    teacher: dict[str, float] = field(default_factory=dict)  # LLM throughput over the shard runs
     cleaned: list[str] = field(default_factory=list)
     abandoned_runs: list[str] = field(default_factory=list)
     published: bool = False
@@ -169,16 +174,30 @@ def clean_stale_files(store: Path) -> list[str]:
     return removed
 
 
+def runner_tags(instance: DagsterInstance) -> dict[str, str]:
+    """The tags of this runner's runs: RUNNER_TAGS and the host and home whose lock it holds."""
+    return {**RUNNER_TAGS, RUNNER_HOME_TAG: f"{socket.gethostname()}:{instance.root_directory}"}
+
+
 def fail_abandoned_runs(instance: DagsterInstance) -> list[str]:
-    """Mark failed this runner's runs that the instance still shows unfinished: under
-    `hold_output` on the instance's folder no other runner is alive, so their process died."""
-    runs = instance.get_runs(filters=RunsFilter(statuses=_UNFINISHED, tags=RUNNER_TAGS))
+    """Mark failed the runs of runners of this home (host and Dagster home) that the instance
+    still shows unfinished: under `hold_output` on the home no other runner of it is alive, so
+    their process died. Runs of other homes sharing a PostgreSQL instance are left alone."""
+    home = runner_tags(instance)[RUNNER_HOME_TAG]
+    runs = [
+        run
+        for run in instance.get_runs(filters=RunsFilter(statuses=_UNFINISHED, tags=RUNNER_TAGS))
+        if run.tags.get(RUNNER_HOME_TAG, home) == home
+    ]
     for run in runs:
         instance.report_run_failed(
             run,
             "abandoned: the raising run that started it ended without finishing (killed or "
             "crashed); marked failed by the next raising run",
         )
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            # the `teacher` pool slot a killed step held (no daemon frees it for `raising run`)
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
     return [run.run_id for run in runs]
 
 
@@ -250,7 +269,7 @@ def _raise_shard(defs: Definitions, instance: DagsterInstance, key: str) -> Shar
         instance=instance,
         run_config=RUN_CONFIG,
         raise_on_error=False,
-        tags=RUNNER_TAGS,
+        tags=runner_tags(instance),
     )
     report = PipelineReport(failures=_failures(result, f"shard {key}"))
     _classify(result, report)
@@ -408,10 +427,37 @@ def _run_pipeline(
     if report.failures:
         return report
     result = defs.resolve_job_def("publish_curriculum").execute_in_process(
-        instance=instance, run_config=RUN_CONFIG, raise_on_error=False, tags=RUNNER_TAGS
+        instance=instance, run_config=RUN_CONFIG, raise_on_error=False, tags=runner_tags(instance)
     )
     report.run_ids.append(result.run_id)
     report.failures += _failures(result, "curriculum")
     _classify(result, report)
     report.published = not report.failures
+    report.teacher = teacher_throughput(instance, report.run_ids)
     return report
+
+
+def teacher_throughput(instance: DagsterInstance, run_ids: list[str]) -> dict[str, float]:
+    """The LLM's calls, generated tokens and generation time over the framing steps of some runs
+    (from their materializations' metadata), with tokens and documents per second; empty when no
+    model generated anything."""
+    totals = {"calls": 0.0, "tokens": 0.0, "seconds": 0.0, "documents": 0.0}
+    for run_id in run_ids:
+        for record in instance.get_records_for_run(
+            run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+        ).records:
+            materialization = record.event_log_entry.asset_materialization
+            metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+            if "llm_generated_tokens" not in metadata:
+                continue
+            totals["calls"] += metadata["llm_calls"]
+            totals["tokens"] += metadata["llm_generated_tokens"]
+            totals["seconds"] += metadata["llm_generation_s"]
+            totals["documents"] += metadata.get("llm_tried", 0)
+    if not totals["tokens"]:
+        return {}
+    return {
+        **totals,
+        "tokens_per_s": totals["tokens"] / totals["seconds"] if totals["seconds"] else 0.0,
+        "documents_per_s": totals["documents"] / totals["seconds"] if totals["seconds"] else 0.0,
+    }

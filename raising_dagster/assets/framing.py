@@ -5,7 +5,6 @@ from collections.abc import Callable
 import polars as pl
 from dagster import (
     AssetExecutionContext,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -27,7 +26,7 @@ from raising_dagster.expectations.invariants import framing_coverage
 from raising_dagster.partitions import raw_shards
 from raising_dagster.progress import stage_progress
 from raising_dagster.resources import RaisingResource, TeacherResource
-from raising_dagster.schema import REWRITE_SCHEMA
+from raising_dagster.schema import REWRITE_SCHEMA, RUN_ID, STORED
 from raising_dagster.stages import rewrite
 from raising_dagster.stages.rewrite import BatchDone, teacher_summary
 from raising_dagster.store import write_parquet
@@ -39,6 +38,9 @@ DIALOGUE_PARSES = "every_record_is_dialogue_with_i_speaking"
 FIRST_PERSON_SUITE = "first_person_docs_meet_expectation_suite"
 EXPERIENTIAL_SUITE = "experiential_docs_meet_expectation_suite"
 SOCIAL_SUITE = "social_docs_meet_expectation_suite"
+# The Dagster pool of the steps that call the teacher: its limit (dagster.yaml, concurrency >
+# pools) caps how many framing steps talk to the teacher at once, across every run.
+TEACHER_POOL = "teacher"
 
 
 def _result(
@@ -52,7 +54,10 @@ def _result(
     throughput: dict[str, float],
 ) -> MaterializeResult:
     path = raising.layout.shard_file(asset, context.partition_key)
-    frame = frame.cast(REWRITE_SCHEMA)  # typed even when empty (a shard with no readable record)
+    # typed even when empty (a shard with no readable record); each record names its run
+    frame = frame.cast(REWRITE_SCHEMA).with_columns(
+        pl.lit(context.run.run_id, pl.String).alias(RUN_ID)
+    )
     write_parquet(frame, path)
     outcome = framing_coverage(frame, variant, raising.settings.checks.min_framed_share)
     summary = teacher_summary(frame)
@@ -119,13 +124,13 @@ def _frame(
     group_name=GROUP,
     partitions_def=raw_shards,
     deps=[scored_docs],
-    backfill_policy=BackfillPolicy.multi_run(1),
+    pool=TEACHER_POOL,
     check_specs=[
         blocking_check(FIRST_PERSON_FRAMED, "first_person_docs", raw_shards),
         blocking_check(FIRST_PERSON_SUITE, "first_person_docs", raw_shards),
     ],
     kinds=POLARS_KINDS,
-    metadata=schema_metadata(REWRITE_SCHEMA),
+    metadata=schema_metadata({**REWRITE_SCHEMA, **STORED}),
 )
 def first_person_docs(
     context: AssetExecutionContext, raising: RaisingResource, teacher: TeacherResource
@@ -166,13 +171,13 @@ def first_person_docs(
     group_name=GROUP,
     partitions_def=raw_shards,
     deps=[first_person_docs],
-    backfill_policy=BackfillPolicy.multi_run(1),
+    pool=TEACHER_POOL,
     check_specs=[
         blocking_check(EXPERIENCE_REFLECTED, "experiential_docs", raw_shards),
         blocking_check(EXPERIENTIAL_SUITE, "experiential_docs", raw_shards),
     ],
     kinds=POLARS_KINDS,
-    metadata=schema_metadata(REWRITE_SCHEMA),
+    metadata=schema_metadata({**REWRITE_SCHEMA, **STORED}),
 )
 def experiential_docs(
     context: AssetExecutionContext, raising: RaisingResource, teacher: TeacherResource
@@ -205,13 +210,13 @@ def experiential_docs(
     group_name=GROUP,
     partitions_def=raw_shards,
     deps=[experiential_docs, raw_docs],
-    backfill_policy=BackfillPolicy.multi_run(1),
+    pool=TEACHER_POOL,
     check_specs=[
         blocking_check(DIALOGUE_PARSES, "social_docs", raw_shards),
         blocking_check(SOCIAL_SUITE, "social_docs", raw_shards),
     ],
     kinds=POLARS_KINDS,
-    metadata=schema_metadata(REWRITE_SCHEMA),
+    metadata=schema_metadata({**REWRITE_SCHEMA, **STORED}),
 )
 def social_docs(
     context: AssetExecutionContext, raising: RaisingResource, teacher: TeacherResource

@@ -3,7 +3,6 @@
 import polars as pl
 from dagster import (
     AssetExecutionContext,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -15,6 +14,7 @@ from raising_dagster.assets.common import (
     blocking_check,
     check_result,
     counts_by,
+    frame_table,
     preview,
     schema_metadata,
     table_metadata,
@@ -23,25 +23,25 @@ from raising_dagster.expectations.gx_suites import suite_outcome
 from raising_dagster.expectations.invariants import records_conserved
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
-from raising_dagster.schema import RAW_SCHEMA
+from raising_dagster.schema import RAW_SCHEMA, RUN_ID, STORED
 from raising_dagster.stages.ingest import ShardError, list_shards, read_shard
 from raising_dagster.store import write_json, write_parquet
 
 RECORDS_CONSERVED = "records_in_equal_kept_plus_quarantined"
 RAW_SUITE = "raw_docs_meet_expectation_suite"
+QUARANTINE_PREVIEW = 10  # quarantined lines shown in the metadata (all in quarantine_path)
 
 
 @asset(
     group_name=GROUP,
     partitions_def=raw_shards,
-    backfill_policy=BackfillPolicy.multi_run(1),
     check_specs=[
         blocking_check(RECORDS_CONSERVED, "raw_docs", raw_shards),
         blocking_check(RAW_SUITE, "raw_docs", raw_shards),
     ],
     code_version="ingest-v2",
     kinds=POLARS_KINDS,
-    metadata=schema_metadata(RAW_SCHEMA),
+    metadata=schema_metadata({**RAW_SCHEMA, **STORED}),
 )
 def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
     """Documents of one raw shard (JSONL(.gz/.zst), Parquet or .txt); bad records quarantined."""
@@ -54,7 +54,8 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
     read = read_shard(shards[key], settings.ingest)
     if read.file_error:
         context.log.warning("shard %s has no readable record: %s", key, read.file_error)
-    write_parquet(read.docs, layout.shard_file("raw_docs", key))
+    docs = read.docs.with_columns(pl.lit(context.run.run_id, pl.String).alias(RUN_ID))
+    write_parquet(docs, layout.shard_file("raw_docs", key))
     write_parquet(read.quarantine, layout.quarantine_file(key))
     by_reason = counts_by(read.quarantine, "reason")
     normalized = counts_by(
@@ -75,11 +76,12 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
         "redactions_by_reason": redacted,
         "records_redacted": int((read.docs["redactions"].list.len() > 0).sum()),
         "file_error": read.file_error,
+        "run_id": context.run.run_id,
     }
     write_json(stats, layout.shard_stats(key))
     return MaterializeResult(
         metadata={
-            **table_metadata(read.docs.schema, read.docs.height, partitioned=True),
+            **table_metadata(docs.schema, docs.height, partitioned=True),
             "records_in": read.records_in,
             "kept": read.docs.height,
             "quarantined": read.quarantine.height,
@@ -93,6 +95,9 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
             "path": MetadataValue.path(str(layout.shard_file("raw_docs", key))),
             "quarantine_path": MetadataValue.path(str(layout.quarantine_file(key))),
             "preview": preview(read.docs, ["doc_id", "kind", "title", "text"]),
+            "quarantine_preview": frame_table(
+                read.quarantine, ["line", "reason", "detail", "raw"], rows=QUARANTINE_PREVIEW
+            ),
         },
         check_results=[
             check_result(

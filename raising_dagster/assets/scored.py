@@ -1,7 +1,7 @@
 """`scored_docs`: difficulty and value signals per document of a shard."""
 
 import polars as pl
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from raising_dagster.assets.common import (
     GROUP,
@@ -16,7 +16,7 @@ from raising_dagster.assets.raw import raw_docs
 from raising_dagster.expectations.gx_suites import suite_outcome
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
-from raising_dagster.schema import SCORE_SCHEMA
+from raising_dagster.schema import RUN_ID, SCORE_SCHEMA, STORED
 from raising_dagster.stages.score import score_docs
 from raising_dagster.store import write_parquet
 
@@ -27,10 +27,9 @@ SCORED_SUITE = "scored_docs_meet_expectation_suite"
     group_name=GROUP,
     partitions_def=raw_shards,
     deps=[raw_docs],
-    backfill_policy=BackfillPolicy.multi_run(1),
     check_specs=[blocking_check(SCORED_SUITE, "scored_docs", raw_shards)],
     kinds=POLARS_KINDS,
-    metadata=schema_metadata(SCORE_SCHEMA),
+    metadata=schema_metadata({**SCORE_SCHEMA, **STORED}),
 )
 def scored_docs(context: AssetExecutionContext, raising: RaisingResource) -> MaterializeResult:
     """Readability-based difficulty, the codex values each document expresses and the ones it
@@ -38,7 +37,9 @@ def scored_docs(context: AssetExecutionContext, raising: RaisingResource) -> Mat
     settings = raising.settings
     key = context.partition_key
     raw = pl.read_parquet(raising.layout.shard_file("raw_docs", key))
-    scored = score_docs(raw, settings.codex, settings.scoring, settings.curriculum)
+    scored = score_docs(raw, settings.codex, settings.scoring, settings.curriculum).with_columns(
+        pl.lit(context.run.run_id, pl.String).alias(RUN_ID)
+    )
     path = raising.layout.shard_file("scored_docs", key)
     write_parquet(scored, path)
     taught = scored.select(

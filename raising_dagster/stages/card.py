@@ -151,6 +151,47 @@ def render(manifest: dict[str, Any], settings: DatasetCardSettings) -> str:
         "- Every record carries its lineage: `source_doc_id`, `shard`, `input_sha`, "
         "`teacher_backend`, `teacher_model`, `prompt_id`, `prompt_sha`, `sampling`, `seed`, "
         "`attempts`, `fallback_reason`. `manifest.json` holds every count above and more.",
-        "",
     ]
+    if manifest.get("lineage"):
+        lines.append(
+            f"- `{manifest['lineage']}`: each stage of each source document (raw text and where "
+            "it came from, scores, every rewrite with its model, prompt, seed, attempts, "
+            "fallback reason, cache hit and Dagster run); `raising trace ID` follows one record."
+        )
+    lines += ["", *left_out_section(manifest), ""]
     return "\n".join(lines)
+
+
+def left_out_section(manifest: dict[str, Any]) -> list[str]:
+    """The card's account of what this publication leaves out, and why: registered shards not
+    in it, and withdrawn documents."""
+    left_out = manifest.get("left_out_shards", [])
+    withdrawals = manifest.get("withdrawals", [])
+    lines = ["## Left out", ""]
+    if not left_out and not withdrawals:
+        return [*lines, "Nothing: every registered shard is in this publication."]
+    if left_out:
+        lines += [
+            f"{len(left_out)} registered shard(s) are not in this publication:",
+            "",
+            "| shard | reason | detail |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {s['shard']} | {s['reason']} | {str(s.get('detail') or '').replace('|', '/')} |"
+            for s in left_out
+        ]
+        lines.append("")
+    if withdrawals:
+        dropped = sum(w.get("records_dropped", 0) for w in withdrawals)
+        lines += [
+            f"{len(withdrawals)} document(s) withdrawn ({dropped} records dropped):",
+            "",
+            "| shard | document | reason | records dropped |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {w['shard']} | {w['doc_id']} | {w['reason']} | {w.get('records_dropped', 0)} |"
+            for w in withdrawals
+        ]
+    return lines

@@ -35,7 +35,7 @@ import polars as pl
 
 from raising_dagster.config import CurriculumSettings, IdentityCard, ValueCodex
 from raising_dagster.prompts import load_prompt
-from raising_dagster.schema import LINEAGE_SCHEMA
+from raising_dagster.schema import DUPLICATES_SCHEMA, LINEAGE_SCHEMA
 from raising_dagster.stages.rewrite import stage_seed
 from raising_dagster.stages.tasks.social import choose_person
 from raising_dagster.stages.values import top_up_values
@@ -150,15 +150,28 @@ def order_records(
     curriculum: CurriculumSettings,
     codex: ValueCodex,
     identity: IdentityCard,
+    duplicates: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, list[str]]:
     """Write every curriculum record in order to `out_file`; returns a per-stage summary and the
     reasons the codex cannot be met in some stage (none when every stage can meet it).
-    The exclusions (document, shard, variant, reason) stay in the temp table `excluded`."""
+    `duplicates` (stages/dedup.py) leave the curriculum. The exclusions (document, shard,
+    variant, reason, detail) stay in the temp table `excluded`."""
     seed = int(curriculum.seed)
     n_stages = len(curriculum.stages)
     names = "[" + ", ".join(sql_literal(n) for n in curriculum.stage_names) + "]"
     exclude = curriculum.safety_policy == "exclude"
     hold = curriculum.value_heavy_start > 0
+    dups = duplicates if duplicates is not None else pl.DataFrame(schema=DUPLICATES_SCHEMA)
+    con.register("duplicate_docs", dups)
+    run_sql(
+        con,
+        """CREATE OR REPLACE TEMP TABLE duplicate AS
+           SELECT shard, doc_id, reason,
+                  'of ' || kept_shard || '/' || kept_doc_id
+                  || ' (similarity ' || round(similarity, 4) || ')' AS detail
+           FROM duplicate_docs""",
+    )
+    con.unregister("duplicate_docs")
     run_sql(
         con,
         f"""
@@ -173,6 +186,7 @@ def order_records(
         SELECT s.*, {_stage_case(curriculum)} AS stage_index,
                d.doc_id IS NOT NULL AS has_dialogue
         FROM s LEFT JOIN d ON d.doc_id = s.doc_id AND d.shard = s.shard
+        ANTI JOIN duplicate x ON x.doc_id = s.doc_id AND x.shard = s.shard
         """,
     )
     keys = con.sql(
@@ -201,11 +215,14 @@ def order_records(
         con,
         f"""
         CREATE OR REPLACE TEMP TABLE excluded AS
-        SELECT shard, doc_id, 'all' AS variant, 'safety_excluded:' || safety_flag AS reason
+        SELECT shard, doc_id, 'all' AS variant, 'safety_excluded:' || safety_flag AS reason,
+               NULL AS detail
         FROM keyed WHERE {exclude} AND safety_flag IS NOT NULL
         UNION ALL
-        SELECT shard, doc_id, 'social', 'safety_recontextualized_no_dialogue:' || safety_flag
+        SELECT shard, doc_id, 'social', 'safety_recontextualized_no_dialogue:' || safety_flag, NULL
         FROM keyed WHERE NOT {exclude} AND safety_flag IS NOT NULL
+        UNION ALL
+        SELECT shard, doc_id, 'all', reason, detail FROM duplicate
         """,
     )
     run_sql(

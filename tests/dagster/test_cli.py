@@ -93,6 +93,9 @@ def test_quality_gate_refusal_has_its_own_exit_code(tmp_path: Path, landing: Pat
     assert "each_stage_covers_each_value_at_min_share" in result.stderr
     assert "Publication refused by quality checks" in result.stderr
     assert not (tmp_path / "o" / "training_ready").exists()
+    # issue 11, item 4: the stack trace once at most (the failed step's), no Python objects
+    assert result.stderr.count("Stack Trace:") <= 1, result.stderr
+    assert "MetadataValue" not in result.stderr and " object at 0x" not in result.stderr
 
 
 def test_unknown_teacher_is_a_usage_error(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dagster import AssetKey
+
 from raising_dagster.definitions import defs
 
 EXPECTED_GRAPH = {
@@ -15,7 +17,9 @@ EXPECTED_GRAPH = {
     "social_docs": ["experiential_docs", "raw_docs"],
     "ordered_docs": ["experiential_docs", "scored_docs", "social_docs"],
     "training_ready_corpus": ["ordered_docs"],
+    "student_probe": ["training_ready_corpus"],
 }
+GROUPS = {"student_probe": "evaluation"}  # every other asset: "raising"
 
 
 def test_asset_graph_groups_and_partitions() -> None:
@@ -27,9 +31,10 @@ def test_asset_graph_groups_and_partitions() -> None:
     assert found == EXPECTED_GRAPH
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.group_name == "raising"
+        assert node.group_name == GROUPS.get(key.to_user_string(), "raising")
         assert node.code_version, key
-        partitioned = key.to_user_string() not in ("ordered_docs", "training_ready_corpus")
+        unpartitioned = ("ordered_docs", "training_ready_corpus", "student_probe")
+        partitioned = key.to_user_string() not in unpartitioned
         assert (node.partitions_def is not None) == partitioned
 
 
@@ -41,6 +46,7 @@ EXPECTED_KINDS = {
     "scored_docs": {"polars", "parquet"},
     "ordered_docs": {"duckdb", "parquet"},
     "training_ready_corpus": {"duckdb", "parquet", "huggingface"},
+    "student_probe": {"pytorch", "parquet"},
 }
 
 
@@ -88,9 +94,27 @@ def test_blocking_checks_guard_the_framed_assets() -> None:
         assert spec.partitions_def == graph.get(key.asset_key).partitions_def, key
 
 
+def test_every_check_says_what_it_asserts() -> None:
+    """Issue 11, item 4: no check shows "No description provided" in the UI."""
+    graph = defs.resolve_asset_graph()
+    for key in graph.asset_check_keys:
+        description = graph.get_check_spec(key).description
+        assert description and len(description) > 40, key
+
+
 def test_jobs_and_sensor_are_defined() -> None:
     assert defs.resolve_job_def("raise_shard").partitions_def is not None
     assert defs.resolve_job_def("publish_curriculum").partitions_def is None
+    # the probe never blocks publication: only its own job runs it
+    graph = defs.resolve_asset_graph()
+    for job, probes in (
+        ("raise_shard", False),
+        ("publish_curriculum", False),
+        ("probe_student", True),
+    ):
+        selected = defs.resolve_job_def(job).asset_layer.selected_asset_keys
+        assert (AssetKey("student_probe") in selected) is probes, job
+    assert not graph.get(AssetKey("student_probe")).child_keys
     assert defs.resolve_sensor_def("raw_shard_sensor").job_name == "raise_shard"
 
 

@@ -87,9 +87,10 @@ def test_a_deleted_shard_leaves_the_corpus_and_the_manifest(
     )
 
     # back unchanged: back in the corpus
+    retold = " I heard this once more from another storyteller."  # as tests/conftest.py writes it
     write_jsonl(
         landing / "beta.jsonl",
-        [{**d, "id": d["id"] + "-b"} for d in json.loads(json.dumps(_conftest_docs()))],
+        [{**d, "id": d["id"] + "-b", "text": d["text"] + retold} for d in _conftest_docs()],
     )
     assert run_pipeline(raising, instance).published
     assert set(_published_docs(store)["shard"]) == {"alpha.jsonl", "beta.jsonl"}
@@ -393,9 +394,14 @@ def test_a_hostile_landing_folder_publishes_and_every_record_is_accounted_for(
     assert quarantine["reason"].null_count() == 0 and quarantine.height == sum(
         s["quarantined"] for s in shards.values()
     )
-    # every good record reaches the corpus: ids repeated across shards, other scripts, HTML,
-    # code, verse, injections, surrogates, controls, secrets
+    # every good record reaches the corpus (or, a copy of an earlier one, leaves it naming that
+    # one): ids repeated across shards, other scripts, HTML, code, verse, injections, surrogates,
+    # controls, secrets
     published = _published_docs(store)
+    copies = pl.read_parquet(store / "ordered_docs" / "exclusions.parquet").filter(
+        pl.col("reason") == "exact_duplicate"
+    )
+    assert copies["detail"].str.starts_with("of ").all()
     for shard, ids in {
         "good.jsonl": [str(i) for i in range(1, 31)],
         "good-again.jsonl": [str(i) for i in range(1, 13)],
@@ -410,6 +416,7 @@ def test_a_hostile_landing_folder_publishes_and_every_record_is_accounted_for(
         "malformed.jsonl": ["m1"],
     }.items():
         found = set(published.filter(pl.col("shard") == shard)["source_doc_id"])
+        found |= set(copies.filter(pl.col("shard") == shard)["doc_id"])
         assert found == set(ids), (shard, found)
     for cut in ("cut.jsonl.zst", "cut.jsonl.gz"):
         assert 0 < published.filter(pl.col("shard") == cut).height < 2000

@@ -189,7 +189,10 @@ def test_adding_a_shard_keeps_the_in_stage_order_of_the_others(
     )
     assert run_pipeline(raising, instance).published
     before = pl.read_parquet(store / "training_ready" / "data" / "*.parquet")
-    write_jsonl(landing / "gamma.jsonl", [{**d, "id": d["id"] + "-g"} for d in docs])
+    write_jsonl(
+        landing / "gamma.jsonl",
+        [{**d, "id": d["id"] + "-g", "text": d["text"] + " (told a third time)"} for d in docs],
+    )
     assert run_pipeline(raising, instance).published
     after = pl.read_parquet(store / "training_ready" / "data" / "*.parquet")
     manifest = json.loads((store / "training_ready" / "manifest.json").read_text())

@@ -78,3 +78,44 @@ def test_an_unsafe_file_name_does_not_stop_the_sensor(tmp_path: Path) -> None:
         result = _tick(instance, landing, None)
     assert isinstance(result, SensorResult)
     assert [r.partition_key for r in result.run_requests] == ["good.jsonl"]
+
+
+def test_turning_the_sensor_on_after_raising_run_runs_only_what_changed(
+    tmp_path: Path, landing: Path
+) -> None:
+    """Issue 11, item 3: shards `raising run` already raised are not run again when the sensor
+    is turned on later (its cursor starts empty); a changed or a new shard is."""
+    from raising_dagster.runner import run_pipeline
+    from tests.conftest import HONESTY_CODEX, write_jsonl
+
+    raising = RaisingResource(
+        landing_dir=str(landing), store_dir=str(tmp_path / "store"), codex_path=str(HONESTY_CODEX)
+    )
+    with DagsterInstance.ephemeral() as instance:
+        assert run_pipeline(raising, instance).published
+        first = _tick(instance, landing, None)
+        assert isinstance(first, SensorResult)
+        assert first.run_requests == [] and first.dynamic_partitions_requests == []
+        assert "2 shards already raised with the same content" in first.skip_reason.skip_message
+        assert isinstance(_tick(instance, landing, first.cursor), SkipReason)
+
+        # a shard edited after the run, and one never seen: those two are run
+        write_jsonl(landing / "alpha.jsonl", [{"id": "new-1", "text": "Honesty is a choice."}])
+        write_jsonl(landing / "gamma.jsonl", [{"id": "g-1", "text": "Courage is a habit."}])
+        later = _tick(instance, landing, first.cursor)
+        assert sorted(r.partition_key for r in later.run_requests) == [
+            "alpha.jsonl",
+            "gamma.jsonl",
+        ]
+        assert [r.partition_keys for r in later.dynamic_partitions_requests] == [["gamma.jsonl"]]
+
+
+def test_a_shard_registered_but_not_raised_is_run(tmp_path: Path) -> None:
+    """Registered (e.g. from the UI) without a materialization: the sensor does not skip it."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.jsonl").write_text('{"text": "first"}\n')
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("raw_shards", ["a.jsonl"])
+        result = _tick(instance, landing, None)
+    assert [r.partition_key for r in result.run_requests] == ["a.jsonl"]

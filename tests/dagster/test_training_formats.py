@@ -27,8 +27,9 @@ def _publish(root: Path, settings_yaml: str, docs: list[dict]) -> Path:
     landing = root / "landing"
     landing.mkdir(parents=True)
     write_jsonl(landing / "alpha.jsonl", docs)
-    for shard in ("beta", "gamma"):
-        write_jsonl(landing / f"{shard}.jsonl", [{**d, "id": f"{d['id']}-{shard}"} for d in docs])
+    for shard in ("beta", "gamma"):  # retold, not copied: exact copies across shards are dropped
+        retold = [{**d, "id": f"{d['id']}-{shard}", "text": f"{d['text']} ({shard})"} for d in docs]
+        write_jsonl(landing / f"{shard}.jsonl", retold)
     config = root / "settings.yaml"
     config.write_text(settings_yaml, encoding="utf-8")
     store = root / "store"

@@ -94,16 +94,17 @@ def _graphql(url: str, query: str) -> dict:
 def test_ui_shows_the_assets_runs_and_published_metadata(ui: tuple[str, Path]) -> None:
     url, _ = ui
     nodes = _graphql(url, "{ assetNodes { assetKey { path } groupName } }")["assetNodes"]
-    assert {n["assetKey"]["path"][0] for n in nodes} == {
-        "raw_docs",
-        "first_person_docs",
-        "experiential_docs",
-        "social_docs",
-        "scored_docs",
-        "ordered_docs",
-        "training_ready_corpus",
+    groups = {n["assetKey"]["path"][0]: n["groupName"] for n in nodes}
+    assert groups == {
+        "raw_docs": "raising",
+        "first_person_docs": "raising",
+        "experiential_docs": "raising",
+        "social_docs": "raising",
+        "scored_docs": "raising",
+        "ordered_docs": "raising",
+        "training_ready_corpus": "raising",
+        "student_probe": "evaluation",
     }
-    assert {n["groupName"] for n in nodes} == {"raising"}
     runs = _graphql(url, "{ runsOrError { ... on Runs { results { jobName status } } } }")
     results = runs["runsOrError"]["results"]
     assert {r["status"] for r in results} == {"SUCCESS"}

@@ -59,11 +59,13 @@ def _raw(docs: list[dict[str, str]]) -> pl.DataFrame:
 
 def _order(
     root: Path,
-    curriculum: CurriculumSettings,
+    curriculum: CurriculumSettings | None = None,
     out: str = "ordered.parquet",
     con: duckdb.DuckDBPyConnection | None = None,
     codex: ValueCodex | None = None,
+    duplicates: pl.DataFrame | None = None,
 ) -> Path:
+    curriculum = curriculum or CurriculumSettings()
     shards = sorted(p.stem for p in (root / "scored").glob("*.parquet"))
     out_file = root / out
     con = con or connect()
@@ -78,6 +80,7 @@ def _order(
         curriculum,
         codex or settings.codex,
         settings.identity,
+        duplicates,
     )
     outcome = curriculum_ordered(con, out_file, curriculum)
     assert outcome.passed, outcome.description

@@ -28,6 +28,7 @@ PUBLISHED = {
     "first_person/template.v1": "4d833564a86e5825edf7a72cb0249e3c02ad710c9a86cea6a656bb63e05e4181",
     "first_person/template.v2": "3fe782d9d4ca661fb46a3a67c451d0232bd883afae779c6e0064236933d37cf0",
     "social/experience.v1": "4b037834e07d4ccbf66e985563c44c6f77127993ca4eb707869e078f2e3641bc",
+    "probe/judge.v1": "d36b87328f155f2edba591dcde4ea777e8669572d164afc2d25587e9f6bf4f8b",
     "social/rewrite.v1": "89f9c1ceb5398aa1e05ded1eb84077f0761d96a0c3756a46a71ac1b725a68491",
     "social/template.v1": "4a6e173443f02a740dfcc8567e065bcc2b59cea99fa6ed3716f3011110ff2a46",
     "social/template.v2": "ffd20f4fe36614642391e1b1e45351169d345947f4583b22b5b5624ce46a6965",
