@@ -4,7 +4,10 @@ run with `--parallel` publishes the same bytes as a serial one.
 
 The corpus mixes real text (two real-corpus shards: other scripts, control characters, long
 documentation pages), the bundled sample corpus (a `.txt` shard), seeded synthetic shards and a
-hostile shard (broken lines of every kind). An intended change of the outputs re-records the
+hostile shard (broken lines of every kind). Files are compared byte for byte, except that Parquet
+is compared as its rows and that run ids, publication ids and times, the run's folders and the
+hashes of files holding them are replaced by placeholders (they differ between any two runs).
+An intended change of the outputs re-records the
 hashes: `RAISING_RECORD_HASHES=1 pytest tests/dagster/test_published_bytes.py`, and says why in
 the commit.
 """
@@ -12,12 +15,14 @@ the commit.
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from raising_dagster.stages.synth import write_synth_corpus
@@ -83,13 +88,42 @@ def _raise(landing: Path, out: Path, *flags: str) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
 
 
-def published_hashes(out: Path) -> dict[str, str]:
-    """SHA-256 of every file under training_ready/ and of each asset's files, by relative path."""
+# What differs between two runs of the same corpus by design: run ids, publication ids and times,
+# the run's folders, and the hashes of files that hold them (the files they name are hashed too).
+_RUN_IDENTITY = [
+    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<run>"),
+    (re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}"), "<publication>"),
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"), "<time>"),
+    (re.compile(r"\b[0-9a-f]{64}\b"), "<sha>"),
+]
+
+
+def _canonical(path: Path, folders: dict[str, Path]) -> bytes:
+    """A file's bytes, or for Parquet, JSON, YAML, Markdown and HTML its content as text with
+    the run's identity (above) and folders replaced by placeholders."""
+    if path.suffix == ".parquet":
+        text = pl.read_parquet(path).write_ndjson()
+    elif path.suffix in {".json", ".yaml", ".md", ".html"}:
+        text = path.read_text(encoding="utf-8")
+    else:
+        return path.read_bytes()
+    for name, folder in folders.items():
+        text = text.replace(str(folder), f"<{name}>")
+    for pattern, placeholder in _RUN_IDENTITY:
+        text = pattern.sub(placeholder, text)
+    return text.encode()
+
+
+def published_hashes(out: Path, landing: Path) -> dict[str, str]:
+    """SHA-256 of every file under training_ready/ and of each asset's files (canonical, see
+    `_canonical`), by relative path."""
     files = [p for p in (out / "training_ready").rglob("*") if p.is_file()]
     for folder in HASHED:
         files += [p for p in (out / folder).rglob("*") if p.is_file()]
+    folders = {"out": out, "landing": landing, "root": ROOT}
     return {
-        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files)
+        str(p.relative_to(out)): hashlib.sha256(_canonical(p, folders)).hexdigest()
+        for p in sorted(files)
     }
 
 
@@ -102,7 +136,7 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def serial(landing: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     out = tmp_path_factory.mktemp("serial") / "out"
     _raise(landing, out)
-    return published_hashes(out)
+    return published_hashes(out, landing)
 
 
 @pytest.mark.slow
@@ -124,4 +158,4 @@ def test_parallel_run_publishes_the_same_bytes_as_a_serial_one(
 ) -> None:
     out = tmp_path / "out"
     _raise(landing, out, "--parallel", "3")
-    assert published_hashes(out) == serial
+    assert published_hashes(out, landing) == serial
