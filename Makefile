@@ -11,11 +11,17 @@ TEACHER ?= vllm
 LLM_SHARE ?= 1.0
 LLM_ATTEMPTS ?= 3
 PORT ?= 3000
+# The Dagster instance: SQLite files under data/dagster_home, or PostgreSQL when DAGSTER_PG_URL is
+# set (postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB; its compute logs under data/dagster_home_pg)
+ifdef DAGSTER_PG_URL
+export DAGSTER_HOME := $(DATA)/dagster_home_pg
+else
 export DAGSTER_HOME := $(DATA)/dagster_home
+endif
 export GX_ANALYTICS_ENABLED := False
 export VLLM_LOGGING_LEVEL ?= WARNING
 
-.PHONY: demo test ui lint bench bench-teacher bench-cache probe clean browser-deps
+.PHONY: demo test ui lint bench bench-stages bench-teacher bench-cache bench-backfill probe clean browser-deps
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +34,9 @@ $(BIN)/.vllm-installed: $(BIN)/.installed scripts/install-vllm.sh
 	bash scripts/install-vllm.sh $(VENV)
 	touch $@
 
-$(DAGSTER_HOME)/dagster.yaml:
-	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $@
+# the shipped instance configuration (raising_dagster/instance_config/): storage, run queue, pools
+$(DAGSTER_HOME)/dagster.yaml: | $(BIN)/.installed
+	$(BIN)/python -m raising_dagster.instance $(DAGSTER_HOME)
 
 ifeq ($(TEACHER),vllm)
 DEMO_DEPS := $(BIN)/.vllm-installed
@@ -59,6 +65,7 @@ browser-deps:
 ## test: ruff and the whole test suite, the real vLLM engine and server tests and the browser
 ## tests (Chromium against dagster dev) included
 test: $(BIN)/.vllm-installed browser-deps
+	bash scripts/install-postgres.sh
 	$(BIN)/ruff check raising_dagster tests benchmarks
 	$(BIN)/pytest
 
@@ -73,8 +80,18 @@ ui: $(DEMO_DEPS) $(DAGSTER_HOME)/dagster.yaml
 probe: $(BIN)/.vllm-installed
 	$(BIN)/raising probe --store $(STORE) --out $(DATA)/probe $(PROBE_ARGS)
 
-## bench: curriculum stages at 100k and 1M synthetic documents vs a single-pass Polars floor
-bench: $(BIN)/.installed
+$(BIN)/.bench-installed: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e ".[bench]"
+	touch $@
+
+## bench: raising run end to end vs a single-pass Polars floor and datatrove's per-document
+## pipeline, 20k synthetic documents of ~535 words in 2 shards (about 5 minutes);
+## the scale run: make bench BENCH_ARGS="--docs 200000 --shards 20"
+bench: $(BIN)/.bench-installed
+	$(BIN)/python benchmarks/bench_throughput.py $(BENCH_ARGS)
+
+## bench-stages: each stage alone at 100k and 1M synthetic documents, peak memory per stage
+bench-stages: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_curriculum.py $(BENCH_ARGS)
 
 ## bench-teacher: pipeline vs raw vllm.LLM.chat generated tokens/s, and a fully cached re-run
@@ -85,6 +102,12 @@ bench-teacher: $(BIN)/.vllm-installed
 ## bench-cache: generation cache lookups as it grows to 1M entries (no vLLM needed)
 bench-cache: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_teacher.py --cache-only $(BENCH_ARGS)
+
+## bench-backfill: 200 small shards through dagster-daemon's run queue, 1 and N runs at once;
+## wall time against the sum of the steps' compute (Dagster's overhead as a ratio)
+bench-backfill: $(BIN)/.installed
+	bash scripts/install-postgres.sh
+	$(BIN)/python benchmarks/bench_backfill.py $(BENCH_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check raising_dagster tests benchmarks

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 DOCS_PER_SHARD = 50_000
-STAGES = ("ingest", "frame", "score", "order", "publish")
+STAGES = ("ingest", "score", "frame", "order", "publish")
 
 
 def run_stage(stage: str, root: Path) -> None:
@@ -45,16 +45,19 @@ def run_stage(stage: str, root: Path) -> None:
         teacher, seed = TemplateTeacher(settings.identity), settings.curriculum.seed
         for key in keys:
             raw = pl.read_parquet(layout.shard_file("raw_docs", key))
-            fp = rewrite.first_person(raw, teacher, settings.codex, seed, 4096)
+            scored = pl.read_parquet(layout.shard_file("scored_docs", key))
+            fp = rewrite.first_person(raw, scored, teacher, settings.codex, seed, 4096)
             ex = rewrite.experiential(fp, teacher, settings.codex, seed, 4096)
-            so = rewrite.social(ex, raw, teacher, settings.codex, seed, 4096)
+            so = rewrite.social(
+                ex, raw, teacher, settings.codex, seed, settings.curriculum.social_share, 4096
+            )
             write_parquet(ex, layout.shard_file("experiential_docs", key))
             write_parquet(so, layout.shard_file("social_docs", key))
     elif stage == "score":
         for key in keys:
             raw = pl.read_parquet(layout.shard_file("raw_docs", key))
             write_parquet(
-                score_docs(raw, settings.codex, settings.scoring),
+                score_docs(raw, settings.codex, settings.scoring, settings.curriculum),
                 layout.shard_file("scored_docs", key),
             )
     elif stage == "order":
@@ -67,6 +70,8 @@ def run_stage(stage: str, root: Path) -> None:
             ],
             layout.ordered_file,
             settings.curriculum,
+            settings.codex,
+            settings.identity,
         )
         write_parquet(con.sql("SELECT * FROM excluded").pl(), layout.exclusions_file)
     elif stage == "publish":

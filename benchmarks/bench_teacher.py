@@ -1,10 +1,12 @@
-"""Teacher throughput: the pipeline's generated tokens/s over a partition vs raw `vllm.LLM.chat`
-on the same prompts in one batch (goal: ratio >= 0.9), and the wall time of a fully cached re-run.
+"""Teacher throughput in experience mode: the pipeline's generated tokens/s over a partition vs
+raw `vllm.LLM.chat` on the same conversations in one batch (goal: ratio >= 0.95), its accepted
+records per second, and the wall time of a fully cached re-run.
 
-    .venv/bin/python benchmarks/bench_teacher.py [--docs 24] [--stage first_person]
+    .venv/bin/python benchmarks/bench_teacher.py [--docs 24] [--stage experiential|social]
+        [--data-dir data] [--model FOLDER]
 
-Runs on the embedded SmolLM2-135M-Instruct (converted under data/models on first use). One engine
-serves every measurement, with prefix caching off so no run reuses another's prompt work; a
+Runs on the embedded SmolLM2-135M-Instruct (converted under DATA_DIR/models on first use). One
+engine serves every measurement, with prefix caching off so no run reuses another's prompt work; a
 warm-up request runs first so no timing includes engine start.
 
     .venv/bin/python benchmarks/bench_teacher.py --cache-only [--entries 1000000]
@@ -17,10 +19,10 @@ of `--batch` entries (one run's finished batches) and times `get_many` of a stag
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -99,124 +101,151 @@ def bench_cache(entries: int, batch: int, lookup: int, text_chars: int, repeats:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=24)
-    parser.add_argument("--stage", default="first_person")
+    parser.add_argument("--stage", default="experiential", choices=["experiential", "social"])
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--model", type=Path, default=None, help="a model folder [SmolLM2]")
     parser.add_argument("--cache-only", action="store_true", help="the cache alone, no vLLM")
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--lookup", type=int, default=64)
     parser.add_argument("--text-chars", type=int, default=1500)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=None, help="[cache: 5, engine: 2]")
     args = parser.parse_args()
     if args.cache_only:
-        bench_cache(args.entries, args.batch, args.lookup, args.text_chars, args.repeats)
+        bench_cache(args.entries, args.batch, args.lookup, args.text_chars, args.repeats or 5)
         return
 
+    bench_engine(args.docs, args.stage, args.data_dir, args.model, args.repeats or 2)
+
+
+def bench_engine(n_docs: int, stage: str, data_dir: Path, model: Path | None, repeats: int) -> None:
+    """The pipeline (experience mode: the model writes the stage's piece around each document)
+    against raw `vllm.LLM.chat` on the exact first-attempt conversations it sends."""
     import polars as pl
 
-    from raising_dagster.config import SAMPLE_CORPUS, TeacherSettings, load_codex, load_identity
-    from raising_dagster.schema import RAW_SCHEMA
-    from raising_dagster.stages.rewrite import rewrite_docs
-    from raising_dagster.stages.values import detect_values
+    from raising_dagster.config import SAMPLE_CORPUS, TeacherSettings, load_settings
+    from raising_dagster.stages import rewrite
+    from raising_dagster.stages.ingest import read_shard
+    from raising_dagster.stages.score import score_docs
     from raising_dagster.teacher.cache import CachedTeacher, GenerationCache
     from raising_dagster.teacher.llm import Call, Completion
+    from raising_dagster.teacher.template import TemplateTeacher
     from raising_dagster.teacher.vllm import VllmTeacher
 
-    lines = []
-    for shard in sorted(SAMPLE_CORPUS.glob("*.jsonl")):
-        lines += shard.read_text(encoding="utf-8").splitlines()
-    records = [json.loads(line) for line in lines[: args.docs]]
-    raw = pl.DataFrame(
-        [
-            {
-                "doc_id": r["id"],
-                "shard": "bench",
-                "line": i,
-                "title": r.get("title"),
-                "kind": r.get("kind", "article"),
-                "text": r["text"],
-                "meta": "{}",
-                "input_sha": "",
-            }
-            for i, r in enumerate(records)
-        ],
-        schema=RAW_SCHEMA,
-    )
-    codex, identity = load_codex(), load_identity()
-    docs = detect_values(raw, codex).with_columns(source_doc_id=pl.col("doc_id"))
+    settings = load_settings()
+    codex, identity, seed = settings.codex, settings.identity, settings.curriculum.seed
+    shards = sorted(SAMPLE_CORPUS.glob("*.jsonl"))
+    raw = pl.concat([read_shard(path).docs for path in shards]).head(n_docs)
+    scored = score_docs(raw, codex, settings.scoring, settings.curriculum)
+    template = TemplateTeacher(identity)
+    framed = rewrite.first_person(raw, scored, template, codex, seed)
+    experienced = rewrite.experiential(framed, template, codex, seed)
 
-    def settings(attempts: int) -> TeacherSettings:
+    def run_stage(teacher: object) -> pl.DataFrame:
+        if stage == "experiential":
+            return rewrite.experiential(framed, teacher, codex, seed, batch_size=n_docs)
+        return rewrite.social(experienced, raw, teacher, codex, seed, 1.0, batch_size=n_docs)
+
+    def teacher_settings(attempts: int) -> TeacherSettings:
         # No prefix caching: the pipeline runs after the raw batch on the same prompts and must
         # not be timed on prompts the engine has already seen.
         return TeacherSettings(
             backend="vllm",
-            data_dir=args.data_dir,
+            mode="experience",
+            model=str(model) if model else None,
+            data_dir=data_dir,
             max_attempts=attempts,
             engine_kwargs={"enable_prefix_caching": False},
         )
 
-    base = VllmTeacher(settings(1), identity)
+    base = VllmTeacher(teacher_settings(1), identity)
     llm = base.engine()
     from vllm import SamplingParams
 
     llm.chat([[{"role": "user", "content": "Hello"}]], SamplingParams(max_tokens=4), use_tqdm=False)
 
-    # The exact first-attempt prompts the pipeline sends, captured from its own request building.
-    captured: list[Call] = []
-    real_generate = base._generate
-
-    def capture(calls: list[Call]) -> list[Completion]:
-        captured.extend(calls)
-        return [Completion(error="captured") for _ in calls]
-
-    base._generate = capture  # type: ignore[method-assign]
-    source_texts = dict(zip(raw["doc_id"], raw["text"], strict=True))
-    rewrite_docs(docs, args.stage, base, codex, 1, batch_size=len(docs), source_texts=source_texts)
-    base._generate = real_generate  # type: ignore[method-assign]
-
-    # 1. raw vllm.LLM.chat, one batch, same prompts and sampling parameters.
-    params = [SamplingParams(**VllmTeacher._sampling_kwargs(c)) for c in captured]
-    start = time.perf_counter()
-    outputs = llm.chat([c.messages for c in captured], params, use_tqdm=False)
-    raw_s = time.perf_counter() - start
-    raw_tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
+    def raw_chat(rounds: list[list[Call]]) -> tuple[int, float]:
+        """Raw `vllm.LLM.chat` on the same calls, round by round (the started answer continued
+        as the backend sends it): generated tokens and seconds."""
+        tokens, start = 0, time.perf_counter()
+        for calls in rounds:
+            for continued in (False, True):
+                group = [c for c in calls if (c.prefill is not None) == continued]
+                if not group:
+                    continue
+                outputs = llm.chat(
+                    [
+                        [*c.messages, {"role": "assistant", "content": c.prefill}]
+                        if continued
+                        else c.messages
+                        for c in group
+                    ],
+                    [SamplingParams(**VllmTeacher._sampling_kwargs(c)) for c in group],
+                    use_tqdm=False,
+                    add_generation_prompt=not continued,
+                    continue_final_message=continued,
+                )
+                tokens += sum(len(o.outputs[0].token_ids) for o in outputs)
+        return tokens, time.perf_counter() - start
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for attempts in (1, 3):
-            inner = VllmTeacher(settings(attempts), identity, engine=llm)
-            cache = GenerationCache(Path(tmp) / f"cache-{attempts}")
-            teacher = CachedTeacher(inner, cache)
-            start = time.perf_counter()
-            frame = rewrite_docs(
-                docs, args.stage, teacher, codex, 1, batch_size=len(docs), source_texts=source_texts
-            )
-            wall = time.perf_counter() - start
-            rerun = CachedTeacher(inner, cache)
-            calls_before = inner.stats.calls
-            start = time.perf_counter()
-            again = rewrite_docs(
-                docs, args.stage, rerun, codex, 1, batch_size=len(docs), source_texts=source_texts
-            )
-            cached_s = time.perf_counter() - start
-            assert inner.stats.calls == calls_before and again["text"].equals(frame["text"])
-            results[attempts] = (wall, inner.stats, frame, cached_s, rerun.hits)
+            best = None
+            for rep in range(repeats):  # the best of `repeats` of each: the machine is shared
+                inner = VllmTeacher(teacher_settings(attempts), identity, engine=llm)
+                rounds: list[list[Call]] = []  # each batched generation the pipeline asked for
+                generate = inner._generate
+
+                def recorded(
+                    calls: list[Call], generate: Callable = generate, rounds: list = rounds
+                ) -> list[Completion]:
+                    rounds.append(list(calls))
+                    return generate(calls)
+
+                inner._generate = recorded  # type: ignore[method-assign]
+                cache = GenerationCache(Path(tmp) / f"cache-{attempts}-{rep}")
+                if best is not None:  # every other repeat: raw first, so order favours neither
+                    raw_first = raw_chat(best[5])
+                start = time.perf_counter()
+                frame = run_stage(CachedTeacher(inner, cache))
+                wall = time.perf_counter() - start
+                rerun = CachedTeacher(inner, cache)
+                calls_before = inner.stats.calls
+                start = time.perf_counter()
+                again = run_stage(rerun)
+                cached_s = time.perf_counter() - start
+                assert inner.stats.calls == calls_before and again["text"].equals(frame["text"])
+                raw = raw_chat(rounds) if best is None else raw_first
+                if best is None:
+                    best = [wall, inner.stats, frame, cached_s, rerun.hits, rounds, raw]
+                else:
+                    assert frame["text"].equals(best[2]["text"])  # seeded: the same outputs
+                    if wall < best[0]:
+                        best[0], best[1] = wall, inner.stats
+                    best[6] = (raw[0], min(best[6][1], raw[1]))
+            results[attempts] = tuple(best)
     base.close()
 
-    raw_tps = raw_tokens / raw_s
-    out = [f"docs={len(docs)} stage={args.stage} model={base.model} ({base.model_revision})"]
-    out.append(
-        f"raw vllm.LLM.chat, one batch of {len(captured)}: {raw_tokens} tokens in "
-        f"{raw_s:.1f} s = {raw_tps:.1f} tok/s"
-    )
-    for attempts, (wall, stats, frame, cached_s, hits) in results.items():
-        tps = stats.generated_tokens / wall
-        fallbacks = int(frame["fallback_reason"].is_not_null().sum())
+    out = [
+        f"docs={framed.height} stage={stage} mode=experience model={base.model} "
+        f"({base.model_revision}); load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    ]
+    for attempts, (wall, stats, frame, cached_s, hits, rounds, raw) in results.items():
+        tps, raw_tps = stats.generated_tokens / wall, raw[0] / raw[1]
+        accepted = int(
+            (frame["tried_backend"].is_not_null() & frame["fallback_reason"].is_null()).sum()
+        )
         out.append(
-            f"pipeline max_attempts={attempts}: {stats.generated_tokens} tokens in {wall:.1f} s = "
-            f"{tps:.1f} tok/s, ratio {tps / raw_tps:.2f}; {stats.calls} generations, "
-            f"{fallbacks}/{frame.height} fallbacks, rejections {stats.rejections}; "
-            f"cached re-run {cached_s * 1000:.0f} ms ({hits} hits, 0 engine calls)"
+            f"max_attempts={attempts}: pipeline {stats.generated_tokens} tokens in {wall:.1f} s = "
+            f"{tps:.1f} tok/s (best of {repeats}; {stats.generation_s:.1f} s of it in the "
+            f"engine); raw vllm.LLM.chat on the same {stats.calls} "
+            f"calls in {len(rounds)} batches: {raw[0]} tokens in {raw[1]:.1f} s = "
+            f"{raw_tps:.1f} tok/s; "
+            f"ratio {tps / raw_tps:.2f} (goal >= 0.95); {accepted}/{frame.height} records "
+            f"accepted = {accepted / wall:.2f} accepted records/s; rejections "
+            f"{stats.rejections}; cached re-run {cached_s * 1000:.0f} ms ({hits} hits, 0 engine "
+            "calls)"
         )
     print("\n".join(out))  # noqa: T201 - a benchmark script reports on stdout
 

@@ -1,6 +1,8 @@
 """The floor a user could write themselves: one lazy Polars pass from raw JSONL to an ordered
-Parquet file, with the same kind of work (framing strings, Flesch-Kincaid, zlib ratio, value cue
-counts, quantile stages, seeded in-stage shuffle). No quarantine, lineage, dialogue or tokens."""
+Parquet file, with the same kind of work (a first-person frame, a reflection naming the
+strongest value, a dialogue over the sentences, Flesch-Kincaid, zlib ratio, value cue counts,
+quantile stages, seeded in-stage shuffle). No quarantine, lineage, MTLD, checks or tokens.
+Run: python floor_polars.py ROOT (reads ROOT/landing/*.jsonl); prints {"seconds": ...}."""
 
 from __future__ import annotations
 
@@ -28,12 +30,22 @@ def run_floor(root: Path) -> None:
     sentences = text.str.count_matches(r"[.!?]+(\s|$)").clip(lower_bound=1)
     syllables = text.str.count_matches(r"(?i)[aeiouy]+")
     grade = 0.39 * words / sentences + 11.8 * syllables / words - 15.59
-    values = sum((text.str.count_matches(v.cue_pattern) > 0).cast(pl.Int32) for v in codex.values)
+    hits = [text.str.count_matches(v.cue_pattern) for v in codex.values]
+    values = sum((h > 0).cast(pl.Int32) for h in hits)
+    strongest = pl.concat_list(hits).list.arg_max()
+    names = pl.lit(pl.Series([f"{v.name}: {v.description}" for v in codex.values]).implode())
     difficulty = (grade.clip(0, 18) / 18) * 0.7 + text.map_batches(_zlib_ratio) * 0.3
+    framed = pl.lit("Today I'm reading \"") + pl.col("title") + pl.lit('". Let\'s start: "') + text
     (
         pl.scan_ndjson(str(root / "landing" / "*.jsonl"))
         .with_columns(
-            text=pl.lit("Today I'm reading this. Let's start: \"") + text + pl.lit('"'),
+            experiential=framed
+            + pl.lit('"\n\nIt made me think about ')
+            + names.list.get(strongest)
+            + pl.lit("."),
+            social=pl.lit("Mentor: ")
+            + text.str.replace_all(r"([.!?])\s+", "$1\nI: Go on.\nMentor: ")
+            + pl.lit("\nI: I understand."),
             difficulty=difficulty,
             n_values=values,
         )
@@ -49,3 +61,7 @@ def run_floor(root: Path) -> None:
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sys.stdout.write(json.dumps({"seconds": seconds, "peak_mb": peak_mb}) + "\n")
+
+
+if __name__ == "__main__":
+    run_floor(Path(sys.argv[1]))

@@ -141,6 +141,14 @@ def _settings_from_flags(
     default=None,
     help="Dagster instance folder [default: $DAGSTER_HOME, else OUT/dagster_home].",
 )
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Shards raised at once, each run in its own process (the vllm teacher: always 1). "
+    "Peak memory grows with it: about one shard's worth a process.",
+)
 def run(
     landing: Location | None,
     out: Location,
@@ -148,6 +156,7 @@ def run(
     codex: Path | None,
     config: Path | None,
     dagster_home: Path | None,
+    parallel: int,
 ) -> None:
     """Raise every shard in LANDING through Dagster and publish OUT/training_ready.
 
@@ -168,6 +177,7 @@ def run(
 
     from dagster import DagsterInstance
 
+    from raising_dagster.instance import InstanceConfigError, prepare_home
     from raising_dagster.resources import RaisingResource
     from raising_dagster.runner import hold_output, lock_folder, run_pipeline
 
@@ -183,10 +193,14 @@ def run(
     # one runner at a time per output folder and instance, locked before the instance is first
     # created (two processes creating one SQLite instance leave it with two alembic heads)
     with hold_output([lock_folder(raising.settings), home], progress=click.echo):
-        if not (home / "dagster.yaml").exists():
-            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+        try:  # the shipped dagster.yaml: SQLite, or Postgres when DAGSTER_PG_URL is set
+            warning = prepare_home(home)
+        except InstanceConfigError as exc:
+            raise InvalidInput(str(exc)) from None
+        if warning:
+            click.echo(f"Warning: {warning}", err=True)
         with DagsterInstance.get() as instance:
-            report = run_pipeline(raising, instance, progress=click.echo)
+            report = run_pipeline(raising, instance, progress=click.echo, parallel=parallel)
     if not report.shards:
         raise InvalidInput(f"no shards found in landing folder {landing}")
     if not report.published:
@@ -295,11 +309,18 @@ def _summary(layout: StoreLayout, n_shards: int, home: Path, throughput: dict[st
 @click.option("--out", type=_PATH, required=True)
 @click.option("--shards", "n_shards", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def synth(n_docs: int, out: Path, n_shards: int, seed: int) -> None:
+@click.option(
+    "--words",
+    "mean_words",
+    type=click.IntRange(min=40),
+    default=None,
+    help="Mean words a document [default: about 170, from 40 to about 400].",
+)
+def synth(n_docs: int, out: Path, n_shards: int, seed: int, mean_words: int | None) -> None:
     """Write a seeded synthetic raw corpus of N documents (for benchmarks)."""
     from raising_dagster.stages.synth import write_synth_corpus
 
-    paths = write_synth_corpus(out, n_docs, n_shards, seed)
+    paths = write_synth_corpus(out, n_docs, n_shards, seed, mean_words)
     click.echo(f"wrote {n_docs} documents in {len(paths)} shards to {out}")
 
 

@@ -251,6 +251,28 @@ LLM_PROMPTS: dict[str, dict[str, str]] = {
 FramingStage = Literal["first_person", "experiential", "social"]
 
 
+# Settings of how the teacher is reached, not of what it writes: left out of the code versions, so
+# resizing the fleet or tuning retries does not make the framed assets stale.
+TEACHER_TRANSPORT_FIELDS = frozenset(
+    {
+        "batch_size",
+        "data_dir",
+        "cache_dir",
+        "base_url",
+        "base_urls",
+        "api_key_env",
+        "concurrency",
+        "timeout_s",
+        "max_retries",
+        "retry_budget",
+        "backoff_s",
+        "max_backoff_s",
+        "eject_after_failures",
+        "eject_s",
+    }
+)
+
+
 class TeacherSettings(BaseModel):
     """The teacher backend and, for the LLM backends (`vllm`, `openai`), model, prompts, limits.
 
@@ -294,8 +316,15 @@ class TeacherSettings(BaseModel):
     cpu_kv_cache_gib: int = Field(default=1, ge=1)
     # openai
     base_url: str = "http://127.0.0.1:8000/v1"
+    # several OpenAI-compatible servers (a fleet without a router): requests are spread over them,
+    # least loaded first, each with its own `concurrency`; used instead of base_url when given
+    base_urls: list[str] = Field(default_factory=list)
     api_key_env: str | None = "RAISING_TEACHER_API_KEY"  # the env var holding the key, never a key
-    concurrency: int = Field(default=16, ge=1)
+    concurrency: int = Field(default=16, ge=1)  # requests in flight per endpoint
+    # an endpoint failing this many requests in a row (connection error, timeout, 429/5xx, bad
+    # body) gets no requests for eject_s seconds while others are healthy; then one is tried again
+    eject_after_failures: int = Field(default=3, ge=1)
+    eject_s: float = Field(default=30.0, ge=0.0)
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=4, ge=0)  # per request, on 429/5xx/timeouts/bad bodies
     retry_budget: float = Field(default=0.5, ge=0.0)  # retries per batch, as a share of requests
@@ -311,6 +340,21 @@ class TeacherSettings(BaseModel):
                 "SQLite, which needs a local file system (keep the store on S3 and the cache local)"
             )
         return value
+
+    @field_validator("base_urls")
+    @classmethod
+    def _distinct_http_urls(cls, urls: list[str]) -> list[str]:
+        cleaned = [u.rstrip("/") for u in urls]
+        for url in cleaned:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"teacher.base_urls: {url!r} is not an http(s) URL")
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError("teacher.base_urls: an endpoint is listed twice")
+        return cleaned
+
+    def endpoints(self) -> list[str]:
+        """The OpenAI-compatible endpoints: base_urls, else base_url."""
+        return list(self.base_urls) or [self.base_url.rstrip("/")]
 
     def prompt_id(self, stage: FramingStage) -> str:
         """The LLM prompt of a stage: the override, else the mode's default."""
@@ -564,6 +608,10 @@ class RaisingSettings(BaseSettings):
     dataset_card: DatasetCardSettings = Field(default_factory=DatasetCardSettings)
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    # how a run executes its steps: in_process (one process a run: the teacher's engine starts
+    # once a run; with the Kubernetes run launcher, one pod a shard run) or k8s_job (dagster-k8s'
+    # k8s_job_executor: one pod a step, for an openai teacher fleet; needs dagster-k8s)
+    executor: Literal["in_process", "k8s_job"] = "in_process"
 
     @model_validator(mode="after")
     def _s3_endpoint(self) -> RaisingSettings:

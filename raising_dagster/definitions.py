@@ -1,6 +1,6 @@
 """The Dagster code location: assets, checks, jobs, the shard sensor and resources."""
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions, ExecutorDefinition, in_process_executor
 
 from raising_dagster.assets.common import with_code_versions
 from raising_dagster.assets.curriculum import ordered_docs, training_ready_corpus
@@ -37,10 +37,19 @@ def build_definitions(raising: RaisingResource | None = None) -> Definitions:
         sensors=[raw_shard_sensor],
         resources={"raising": raising, "teacher": TeacherResource(raising=raising), "s3": s3},
         loggers={"console": console_logger},
-        # every run (jobs and ad-hoc materializations from the UI) in one process, so the
-        # teacher's engine starts once a run, not once a step
-        executor=in_process_executor,
+        executor=_executor(raising.settings.executor),
     )
+
+
+def _executor(kind: str) -> ExecutorDefinition:
+    """By default every run (jobs and ad-hoc materializations from the UI) in one process, so
+    the teacher's engine starts once a run, not once a step; `k8s_job`: one Kubernetes pod a
+    step (dagster-k8s), the job's pods configured by the run launcher's settings."""
+    if kind == "k8s_job":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    return in_process_executor
 
 
 defs = build_definitions()

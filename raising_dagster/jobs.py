@@ -5,11 +5,15 @@ from dagster import AssetSelection, define_asset_job
 
 SHARD_ASSETS = ["raw_docs", "scored_docs", "first_person_docs", "experiential_docs", "social_docs"]
 CURRICULUM_ASSETS = ["ordered_docs", "training_ready_corpus"]
+# Every raise_shard run carries this tag; dagster.yaml's run queue limits how many such runs
+# (each may hold a teacher: an in-process engine, or connections to the fleet) are in progress.
+TEACHER_RUN_TAG = "raising/teacher"
 
 raise_shard_job = define_asset_job(
     "raise_shard",
     selection=AssetSelection.assets(*SHARD_ASSETS),
     description="Read, score (and weave values), frame, experience and socialize one raw shard.",
+    tags={TEACHER_RUN_TAG: "raise_shard"},
 )
 publish_curriculum_job = define_asset_job(
     "publish_curriculum",

@@ -1,5 +1,11 @@
 """Run the whole pipeline through Dagster: one `raise_shard` run per shard, then the curriculum.
 
+`parallel` > 1 raises that many shards at once on the same Dagster instance: this process runs
+one `raise_shard` run after another while `parallel - 1` worker processes (spawned, so no worker
+inherits this process's Polars or DuckDB threads) run others; the curriculum is published once
+all of them finished. The vLLM teacher stays serial: one engine a machine, shared by every run
+of the process.
+
 One runner at a time per output folder and per Dagster instance: `hold_output` takes an
 exclusive lock file (`.raising.lock`, fcntl) in each, waiting with a message while another run
 holds it. Take it before the instance is first opened (`raising run` does): two processes creating
@@ -11,15 +17,21 @@ still marked as started in the instance (marked failed, with a reason).
 from __future__ import annotations
 
 import fcntl
+import multiprocessing
 import os
+import queue
 import shutil
 import socket
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from dagster import (
@@ -27,10 +39,12 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
+    Definitions,
     ExecuteInProcessResult,
     MarkdownMetadataValue,
     RunsFilter,
 )
+from dagster._core.instance.ref import InstanceRef
 
 from raising_dagster.config import RaisingSettings
 from raising_dagster.definitions import build_definitions
@@ -42,6 +56,9 @@ from raising_dagster.stages.ingest import SkippedFile, scan_landing
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 RUNNER_TAG = "raising/runner"
 RUNNER_TAGS = {RUNNER_TAG: "run_pipeline"}
+# Which runner's lock covered a run: host and Dagster home. On PostgreSQL several homes (and
+# hosts) share one instance, and a runner may only clean up after the runs of its own home.
+RUNNER_HOME_TAG = "raising/runner_home"
 LOCK_FILE = ".raising.lock"
 # What a killed run leaves in the store: publication staging, the previous corpus being swapped
 # out, DuckDB's spill folder, half-written files of store.write_parquet/write_json.
@@ -166,16 +183,30 @@ def clean_stale_files(store: Path) -> list[str]:
     return removed
 
 
+def runner_tags(instance: DagsterInstance) -> dict[str, str]:
+    """The tags of this runner's runs: RUNNER_TAGS and the host and home whose lock it holds."""
+    return {**RUNNER_TAGS, RUNNER_HOME_TAG: f"{socket.gethostname()}:{instance.root_directory}"}
+
+
 def fail_abandoned_runs(instance: DagsterInstance) -> list[str]:
-    """Mark failed this runner's runs that the instance still shows unfinished: under
-    `hold_output` on the instance's folder no other runner is alive, so their process died."""
-    runs = instance.get_runs(filters=RunsFilter(statuses=_UNFINISHED, tags=RUNNER_TAGS))
+    """Mark failed the runs of runners of this home (host and Dagster home) that the instance
+    still shows unfinished: under `hold_output` on the home no other runner of it is alive, so
+    their process died. Runs of other homes sharing a PostgreSQL instance are left alone."""
+    home = runner_tags(instance)[RUNNER_HOME_TAG]
+    runs = [
+        run
+        for run in instance.get_runs(filters=RunsFilter(statuses=_UNFINISHED, tags=RUNNER_TAGS))
+        if run.tags.get(RUNNER_HOME_TAG, home) == home
+    ]
     for run in runs:
         instance.report_run_failed(
             run,
             "abandoned: the raising run that started it ended without finishing (killed or "
             "crashed); marked failed by the next raising run",
         )
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            # the `teacher` pool slot a killed step held (no daemon frees it for `raising run`)
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
     return [run.run_id for run in runs]
 
 
@@ -231,26 +262,135 @@ def _classify(result: ExecuteInProcessResult, report: PipelineReport) -> None:
             report.errored = True
 
 
+@dataclass
+class ShardOutcome:
+    """What one `raise_shard` run did, in a form a worker process can send back."""
+
+    key: str
+    run_id: str | None
+    success: bool
+    report: PipelineReport
+
+
+def _raise_shard(defs: Definitions, instance: DagsterInstance, key: str) -> ShardOutcome:
+    result = defs.resolve_job_def("raise_shard").execute_in_process(
+        partition_key=key,
+        instance=instance,
+        run_config=RUN_CONFIG,
+        raise_on_error=False,
+        tags=runner_tags(instance),
+    )
+    report = PipelineReport(failures=_failures(result, f"shard {key}"))
+    _classify(result, report)
+    return ShardOutcome(key, result.run_id, result.success, report)
+
+
+@cache
+def _worker_definitions(fields: tuple[tuple[str, str | None], ...]) -> Definitions:
+    return build_definitions(RaisingResource(**dict(fields)))
+
+
+def _raise_shard_in_worker(
+    fields: tuple[tuple[str, str | None], ...], instance_ref: InstanceRef, key: str
+) -> ShardOutcome:
+    """A worker process's `raise_shard` run: the parent's settings, its instance, one shard."""
+    os.environ["RAISING_PROGRESS"] = "0"  # bars of several processes would overwrite each other
+    with DagsterInstance.from_ref(instance_ref) as instance:
+        return _raise_shard(_worker_definitions(fields), instance, key)
+
+
+def _settings_fields(raising: RaisingResource) -> tuple[tuple[str, str | None], ...]:
+    """The settings resource's fields, for a worker to build the same resource."""
+    return tuple((name, getattr(raising, name)) for name in sorted(RaisingResource.model_fields))
+
+
+def _raise_in_parallel(
+    raising: RaisingResource,
+    defs: Definitions,
+    instance: DagsterInstance,
+    keys: list[str],
+    runs_at_once: int,
+) -> Iterator[ShardOutcome]:
+    """`raise_shard` for every key, `runs_at_once` at a time: this process runs one after
+    another itself while `runs_at_once - 1` spawned worker processes run the others (each
+    process imports Dagster, Great Expectations and the stages once). Outcomes come as this
+    process finishes its runs, the workers' in between; a worker that dies fails its shard."""
+    todo = deque(keys)
+    taking = threading.Lock()
+    finished: queue.SimpleQueue[ShardOutcome | BaseException] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def take() -> str | None:
+        with taking:
+            return todo.popleft() if todo and not stop.is_set() else None
+
+    def dispatch(pool: ProcessPoolExecutor) -> None:
+        fields, ref = _settings_fields(raising), instance.get_ref()
+        running: dict[Future[ShardOutcome], str] = {}
+        try:
+            while True:
+                while len(running) < runs_at_once - 1 and (key := take()) is not None:
+                    running[pool.submit(_raise_shard_in_worker, fields, ref, key)] = key
+                if not running:
+                    return
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    key = running.pop(future)
+                    try:
+                        finished.put(future.result())
+                    except BrokenProcessPool as exc:
+                        failed = PipelineReport(
+                            failures=[f"[shard {key}] its worker process died: {exc}"],
+                            errored=True,
+                        )
+                        finished.put(ShardOutcome(key, None, False, failed))
+        except BaseException as exc:  # handed to the main thread, which raises it
+            finished.put(exc)
+
+    def drain() -> Iterator[ShardOutcome]:
+        while not finished.empty():
+            item = finished.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=runs_at_once - 1, mp_context=context) as pool:
+        dispatcher = threading.Thread(target=dispatch, args=(pool,), name="raise-dispatch")
+        dispatcher.start()
+        try:
+            while (key := take()) is not None:
+                yield _raise_shard(defs, instance, key)
+                yield from drain()
+        finally:
+            stop.set()  # after an error here: start no other run
+            dispatcher.join()
+        yield from drain()
+
+
 def run_pipeline(
     raising: RaisingResource,
     instance: DagsterInstance,
     progress: Progress = lambda message: None,
+    parallel: int = 1,
 ) -> PipelineReport:
-    """Register every shard of the landing folder, raise each, then publish the curriculum unless
-    a blocking check failed; `progress` hears a line per finished run and per skipped file. Holds
-    the store and the instance folder (module doc). A vLLM engine started by the runs is shared
-    by all of them and shut down at the end."""
+    """Register every shard of the landing folder, raise each (`parallel` at a time, module doc),
+    then publish the curriculum unless a blocking check failed; `progress` hears a line per
+    finished run and per skipped file. Holds the store and the instance folder (module doc). A
+    vLLM engine started by the runs is shared by all of them and shut down at the end."""
+    if parallel < 1:
+        raise ValueError(f"parallel must be at least 1, not {parallel}")
     folders = [lock_folder(raising.settings), Path(instance.root_directory)]
     try:
         with hold_output(folders, progress):
-            return _run_pipeline(raising, instance, progress)
+            return _run_pipeline(raising, instance, progress, parallel)
     finally:
         if "raising_dagster.teacher.vllm" in sys.modules:
             sys.modules["raising_dagster.teacher.vllm"].shutdown_engines()
 
 
 def _run_pipeline(
-    raising: RaisingResource, instance: DagsterInstance, progress: Progress
+    raising: RaisingResource, instance: DagsterInstance, progress: Progress, parallel: int
 ) -> PipelineReport:
     report = PipelineReport()
     report.cleaned = clean_stale_files(raising.layout.local_dir)
@@ -269,23 +409,34 @@ def _run_pipeline(
         return report
     known = set(instance.get_dynamic_partitions(raw_shards.name))
     instance.add_dynamic_partitions(raw_shards.name, [k for k in report.shards if k not in known])
-    shard_job = defs.resolve_job_def("raise_shard")
-    for key in report.shards:
-        result = shard_job.execute_in_process(
-            partition_key=key,
-            instance=instance,
-            run_config=RUN_CONFIG,
-            raise_on_error=False,
-            tags=RUNNER_TAGS,
-        )
-        report.run_ids.append(result.run_id)
-        report.failures += _failures(result, f"shard {key}")
-        _classify(result, report)
-        progress(f"raise_shard {key}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
+    workers = min(parallel, len(report.shards))
+    if workers > 1 and raising.settings.teacher.backend == "vllm":
+        progress("the vllm teacher raises one shard at a time (one engine a machine)")
+        workers = 1
+    if workers > 1 and instance.is_ephemeral:
+        progress("an ephemeral Dagster instance raises one shard at a time (no process shares it)")
+        workers = 1
+    outcomes: Iterable[ShardOutcome] = (
+        (_raise_shard(defs, instance, key) for key in report.shards)
+        if workers == 1
+        else _raise_in_parallel(raising, defs, instance, report.shards, workers)
+    )
+    finished: dict[str, ShardOutcome] = {}
+    for outcome in outcomes:
+        finished[outcome.key] = outcome
+        state = "ok" if outcome.success else "FAILED"
+        progress(f"raise_shard {outcome.key}: {state} (run {outcome.run_id})")
+    for key in report.shards:  # reported in shard order, however the runs finished
+        shard = finished[key].report
+        report.run_ids += [finished[key].run_id] if finished[key].run_id else []
+        report.failures += shard.failures
+        report.advisories += shard.advisories
+        report.refused |= shard.refused
+        report.errored |= shard.errored
     if report.failures:
         return report
     result = defs.resolve_job_def("publish_curriculum").execute_in_process(
-        instance=instance, run_config=RUN_CONFIG, raise_on_error=False, tags=RUNNER_TAGS
+        instance=instance, run_config=RUN_CONFIG, raise_on_error=False, tags=runner_tags(instance)
     )
     report.run_ids.append(result.run_id)
     report.failures += _failures(result, "curriculum")

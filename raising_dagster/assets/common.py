@@ -20,7 +20,12 @@ from dagster import (
     TableSchema,
 )
 
-from raising_dagster.config import RaisingSettings, model_sha, sha256_hex
+from raising_dagster.config import (
+    TEACHER_TRANSPORT_FIELDS,
+    RaisingSettings,
+    model_sha,
+    sha256_hex,
+)
 from raising_dagster.expectations.invariants import Markdown, Outcome
 from raising_dagster.prompts import load_prompt
 from raising_dagster.stages.order import VALUE_LINK
@@ -81,9 +86,7 @@ def code_versions(settings: RaisingSettings) -> dict[str, str]:
     the stage's templates and prompts, and the settings that shape its output; so the UI shows an
     asset stale when any of them changes (the user's own codex included)."""
     codex, identity = model_sha(settings.codex), model_sha(settings.identity)
-    teacher = settings.teacher.model_dump(
-        mode="json", exclude={"batch_size", "data_dir", "cache_dir"}
-    )
+    teacher = settings.teacher.model_dump(mode="json", exclude=set(TEACHER_TRANSPORT_FIELDS))
     versions = {
         "scored_docs": _sha(
             "score-v2",

@@ -38,6 +38,9 @@ DIALOGUE_PARSES = "every_record_is_dialogue_with_i_speaking"
 FIRST_PERSON_SUITE = "first_person_docs_meet_expectation_suite"
 EXPERIENTIAL_SUITE = "experiential_docs_meet_expectation_suite"
 SOCIAL_SUITE = "social_docs_meet_expectation_suite"
+# The Dagster pool of the steps that call the teacher: its limit (dagster.yaml, concurrency >
+# pools) caps how many framing steps talk to the teacher at once, across every run.
+TEACHER_POOL = "teacher"
 
 
 def _result(
@@ -121,6 +124,7 @@ def _frame(
     group_name=GROUP,
     partitions_def=raw_shards,
     deps=[scored_docs],
+    pool=TEACHER_POOL,
     check_specs=[
         blocking_check(FIRST_PERSON_FRAMED, "first_person_docs", raw_shards),
         blocking_check(FIRST_PERSON_SUITE, "first_person_docs", raw_shards),
@@ -167,6 +171,7 @@ def first_person_docs(
     group_name=GROUP,
     partitions_def=raw_shards,
     deps=[first_person_docs],
+    pool=TEACHER_POOL,
     check_specs=[
         blocking_check(EXPERIENCE_REFLECTED, "experiential_docs", raw_shards),
         blocking_check(EXPERIENTIAL_SUITE, "experiential_docs", raw_shards),
@@ -205,6 +210,7 @@ def experiential_docs(
     group_name=GROUP,
     partitions_def=raw_shards,
     deps=[experiential_docs, raw_docs],
+    pool=TEACHER_POOL,
     check_specs=[
         blocking_check(DIALOGUE_PARSES, "social_docs", raw_shards),
         blocking_check(SOCIAL_SUITE, "social_docs", raw_shards),

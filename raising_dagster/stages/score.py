@@ -5,8 +5,8 @@ Signals (each kept as a column) and the [0, 1] scale each is mapped to before we
   syllables approximated by vowel groups, minus a silent final e after a
   consonant (not -le); scale clip(grade, 0, 18) / 18.
 - `lexical_diversity`: MTLD (McCarthy and Jarvis 2010; threshold 0.72, mean of the forward and
-  backward passes); scale clip((mtld - 30) / 120, 0, 1). The one per-document loop (about 90 us
-  for 170 words): MTLD's resets are sequential.
+  backward passes); scale clip((mtld - 30) / 120, 0, 1). MTLD's resets are sequential: one
+  compiled loop over a batch's words as integer ids (stages/mtld.py).
 - `rare_word_rate`: share of words outside the ~5,000 most frequent English words
   (lexicons/common_words_en.txt); scale clip(rate / 0.4, 0, 1).
 - `compression_ratio`: zlib-compressed bytes over raw bytes (redundant text compresses well);
@@ -39,7 +39,12 @@ import polars as pl
 from raising_dagster.config import CurriculumSettings, ScoringSettings, ValueCodex
 from raising_dagster.schema import SCORE_SCHEMA
 from raising_dagster.stages.lexicon import common_words
-from raising_dagster.stages.values import WORDS, topic_words, value_signals, weave_values
+from raising_dagster.stages.values import (
+    WORDS,
+    topic_words,
+    weave_values,
+    with_value_signals,
+)
 
 TOKENS = r"\w+|[^\w\s]"
 FK_GRADE_RANGE = (-3.4, 40.0)
@@ -62,45 +67,36 @@ def _compression_ratio(texts: pl.Series) -> pl.Series:
     return pl.Series(ratios, dtype=pl.Float64)
 
 
-def _mtld_pass(words: list[str]) -> float:
-    factors, seen, count = 0.0, set(), 0
-    for word in words:
-        count += 1
-        seen.add(word)
-        if len(seen) / count <= MTLD_THRESHOLD:
-            factors, seen, count = factors + 1, set(), 0
-    if count:
-        factors += (1 - len(seen) / count) / (1 - MTLD_THRESHOLD)
-    return len(words) / factors if factors else float(len(words))
-
-
-def mtld(words: list[str]) -> float:
-    """Measure of textual lexical diversity: mean of the forward and backward passes."""
-    return (_mtld_pass(words) + _mtld_pass(words[::-1])) / 2 if words else 0.0
-
-
 def _mtld_series(word_lists: pl.Series) -> pl.Series:
-    return pl.Series([mtld(w) for w in word_lists.to_list()], dtype=pl.Float64)
+    from raising_dagster.stages.mtld import mtld_batch  # numba: imported when first scoring
+
+    return mtld_batch(word_lists, MTLD_THRESHOLD)
 
 
-def _syllables(texts: pl.Expr) -> pl.Expr:
-    vowel_groups = texts.str.count_matches(r"(?i)[aeiouy]+")
-    silent_e = texts.str.count_matches(r"(?i)[aeiouy][^aeiouy\s]*[^aeiouy\sl]e\b")
-    return (vowel_groups - silent_e).clip(lower_bound=texts.str.count_matches(WORDS))
-
-
-def difficulty_signals(texts: pl.Expr, latin: bool = True) -> list[pl.Expr]:
-    """The raw readability signals of a text expression (`latin=False`: the rules for other
-    scripts in the module doc); `fk_grade` is clamped and `score_flags` says why."""
-    if latin:
-        n_words = texts.str.count_matches(WORDS).clip(lower_bound=1)
-        words = texts.str.to_lowercase().str.extract_all(LATIN_WORDS)
-        syllables = _syllables(texts)
-    else:
-        n_words = texts.str.count_matches(SCRIPT_WORDS).clip(lower_bound=1)
-        words = texts.str.to_lowercase().str.extract_all(SCRIPT_WORDS)
-        syllables = 1.5 * n_words
-    ends = texts.str.count_matches(SENTENCE_ENDS)
+def with_difficulty_signals(
+    frame: pl.LazyFrame, texts: pl.Expr, latin: bool = True
+) -> pl.LazyFrame:
+    """The frame with the raw readability signals of `texts` (`latin=False`: the rules for other
+    scripts in the module doc); `fk_grade` is clamped and `score_flags` says why. Each count and
+    the word list are computed once, as columns, then combined."""
+    parts = {
+        "_words": texts.str.count_matches(WORDS if latin else SCRIPT_WORDS),
+        "_word_list": texts.str.to_lowercase().str.extract_all(
+            LATIN_WORDS if latin else SCRIPT_WORDS
+        ),
+        "_ends": texts.str.count_matches(SENTENCE_ENDS),
+    }
+    if latin:  # syllables by vowel groups, less a silent final e
+        parts["_vowel_groups"] = texts.str.count_matches(r"(?i)[aeiouy]+")
+        parts["_silent_e"] = texts.str.count_matches(r"(?i)[aeiouy][^aeiouy\s]*[^aeiouy\sl]e\b")
+    n_words = pl.col("_words").clip(lower_bound=1)
+    words = pl.col("_word_list")
+    syllables = (
+        (pl.col("_vowel_groups") - pl.col("_silent_e")).clip(lower_bound=pl.col("_words"))
+        if latin
+        else 1.5 * n_words
+    )
+    ends = pl.col("_ends")
     n_sentences = ends.clip(lower_bound=1)
     rare = words.list.eval(pl.element().is_in(common_words().implode()).not_()).list.mean()
     grade = 0.39 * n_words / n_sentences + 11.8 * syllables / n_words - 15.59
@@ -109,20 +105,24 @@ def difficulty_signals(texts: pl.Expr, latin: bool = True) -> list[pl.Expr]:
         pl.when((ends == 0) & (n_words > 20)).then(pl.lit("no_sentence_end")),
         pl.when(~grade.is_between(*FK_GRADE_RANGE)).then(pl.lit("fk_grade_clamped")),
     ).list.drop_nulls()
-    return [
-        n_words.alias("n_words"),
-        n_sentences.alias("n_sentences"),
-        grade.clip(*FK_GRADE_RANGE).round(3).alias("fk_grade"),
-        words.map_batches(_mtld_series, return_dtype=pl.Float64)
-        .round(3)
-        .alias("lexical_diversity"),
-        rare.fill_null(0.0).round(4).alias("rare_word_rate"),
-        texts.map_batches(_compression_ratio, return_dtype=pl.Float64)
-        .round(4)
-        .alias("compression_ratio"),
-        texts.str.count_matches(TOKENS).alias("n_tokens"),
-        flags.alias("score_flags"),
-    ]
+    return (
+        frame.with_columns(**parts)
+        .with_columns(
+            n_words.alias("n_words"),
+            n_sentences.alias("n_sentences"),
+            grade.clip(*FK_GRADE_RANGE).round(3).alias("fk_grade"),
+            words.map_batches(_mtld_series, return_dtype=pl.Float64)
+            .round(3)
+            .alias("lexical_diversity"),
+            rare.fill_null(0.0).round(4).alias("rare_word_rate"),
+            texts.map_batches(_compression_ratio, return_dtype=pl.Float64)
+            .round(4)
+            .alias("compression_ratio"),
+            texts.str.count_matches(TOKENS).alias("n_tokens"),
+            flags.alias("score_flags"),
+        )
+        .drop(*parts)
+    )
 
 
 def _non_latin(texts: pl.Expr) -> pl.Expr:
@@ -163,17 +163,13 @@ def score_docs(
     )
     signals = pl.concat(
         [
-            scripts.filter(~pl.col("non_latin")).with_columns(difficulty_signals(text)),
-            scripts.filter(pl.col("non_latin")).with_columns(difficulty_signals(text, False)),
+            with_difficulty_signals(scripts.filter(~pl.col("non_latin")), text),
+            with_difficulty_signals(scripts.filter(pl.col("non_latin")), text, latin=False),
         ]
     ).sort(_ROW)
     scored = (
-        signals.with_columns(
-            [
-                *value_signals(text, codex, settings.value_words_per_hit),
-                topic_words(text, pl.col("title")).alias("topic_words"),
-            ]
-        )
+        with_value_signals(signals, text, codex, settings.value_words_per_hit)
+        .with_columns(topic_words(text, pl.col("title")).alias("topic_words"))
         .with_columns(
             difficulty=_scaled(settings),
             is_dilemma=(pl.col("kind") == "dilemma")

@@ -54,14 +54,28 @@ _FILLER = [
     "Statistical irregularities precipitated a comprehensive reassessment of methodology.",
 ]
 _KINDS = ["story", "news", "encyclopedic", "dilemma", "fable", "howto", "definition", "forum"]
+_MIN_SENTENCES = 3
+_DEFAULT_MAX_SENTENCES = 30  # about 170 words a document on average
+_WORDS_PER_SENTENCE = 9.8  # measured mean of the sentences above (the opening one has about 5)
 
 
-def synth_docs(n_docs: int, seed: int = 0) -> Iterator[dict[str, str]]:
-    """`n_docs` seeded synthetic documents of 40 to about 400 words."""
+def max_sentences(mean_words: int | None) -> int:
+    """The most body sentences a document draws (uniformly from 3) for a mean length in words."""
+    if mean_words is None:
+        return _DEFAULT_MAX_SENTENCES
+    return max(_MIN_SENTENCES, round(2 * (mean_words - 5) / _WORDS_PER_SENTENCE) - _MIN_SENTENCES)
+
+
+def synth_docs(
+    n_docs: int, seed: int = 0, mean_words: int | None = None
+) -> Iterator[dict[str, str]]:
+    """`n_docs` seeded synthetic documents of 40 to about 400 words (about 170 on average), or of
+    about `mean_words` words on average (from 40 words to twice that)."""
     rng = random.Random(seed)
+    most = max_sentences(mean_words)
     for i in range(n_docs):
         sentences = [f"{rng.choice(_PEOPLE).capitalize()} {rng.choice(_ACTS)}."]
-        for _ in range(rng.randint(3, 30)):
+        for _ in range(rng.randint(_MIN_SENTENCES, most)):
             pool = _VALUE_SENTENCES if rng.random() < 0.3 else _FILLER
             sentences.append(rng.choice(pool))
         yield {
@@ -72,13 +86,15 @@ def synth_docs(n_docs: int, seed: int = 0) -> Iterator[dict[str, str]]:
         }
 
 
-def write_synth_corpus(out_dir: Path, n_docs: int, n_shards: int, seed: int = 0) -> list[Path]:
+def write_synth_corpus(
+    out_dir: Path, n_docs: int, n_shards: int, seed: int = 0, mean_words: int | None = None
+) -> list[Path]:
     """Write `n_docs` synthetic documents as `n_shards` JSONL shards; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"synth-{s:05d}.jsonl" for s in range(n_shards)]
     handles = [p.open("w", encoding="utf-8") for p in paths]
     try:
-        for i, doc in enumerate(synth_docs(n_docs, seed)):
+        for i, doc in enumerate(synth_docs(n_docs, seed, mean_words)):
             handles[i % n_shards].write(json.dumps(doc) + "\n")
     finally:
         for handle in handles:

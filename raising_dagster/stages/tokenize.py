@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -118,30 +119,47 @@ def tokenize_parts(
 ) -> TokenizedCorpus:
     """Tokenize the `text` column of ordered Parquet parts into `out_prefix`.bin/.idx, each
     record followed by the id of `eos_token` (None: nothing). Texts are plain text: a control id
-    inside a record is an error, so the only end-of-document ids are the separators."""
+    inside a record is an error, so the only end-of-document ids are the separators.
+
+    Batches of records are encoded at once (the tokenizers library's threads, without offsets)
+    and written as one array each: the file grows batch by batch, never held whole."""
     dtype = tokenize_dtype(tokenizer)
     tokenizer.encode_special_tokens = True
-    controls = np.fromiter(special_tokens(tokenizer).values(), dtype=np.int64)
-    eos: list[int] = []
+    controls = list(special_tokens(tokenizer).values())
+    is_control = np.zeros(max([tokenizer.get_vocab_size(True), *[c + 1 for c in controls]]), bool)
+    is_control[controls] = True
+    eos_id: int | None = None
     if eos_token is not None:
         eos_id = tokenizer.token_to_id(eos_token)
-        if eos_id is None or eos_id not in controls:
+        if eos_id is None or not is_control[eos_id]:
             raise ValueError(f"eos_token {eos_token!r} is not a special token of the tokenizer")
-        eos = [eos_id]
     sizes: list[np.ndarray] = []
     bin_file = _with(out_prefix, ".bin")
     with bin_file.open("wb") as out:
         for part in parts:
             for batch in pq.ParquetFile(part).iter_batches(batch_size=_BATCH, columns=["text"]):
-                encodings = tokenizer.encode_batch(
+                encodings = tokenizer.encode_batch_fast(
                     batch.column("text").to_pylist(), add_special_tokens=False
                 )
-                texts = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
-                _refuse_control_ids(texts, controls)
-                arrays = [np.asarray(e.ids + eos, dtype=dtype) for e in encodings]
-                sizes.append(np.fromiter(map(len, arrays), dtype=np.int32, count=len(arrays)))
-                if arrays:
-                    out.write(np.concatenate(arrays).tobytes())
+                ids = [e.ids for e in encodings]
+                lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+                flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=lengths.sum())
+                if is_control[flat].any():
+                    raise ValueError(
+                        "a document's text encoded to a control token id although special "
+                        "tokens are read as plain text; this tokenizer's vocabulary can produce "
+                        "its own special tokens"
+                    )
+                if eos_id is not None:
+                    lengths += 1
+                    records = np.full(flat.size + len(ids), eos_id, dtype=dtype)
+                    text_at = np.ones(records.size, dtype=bool)
+                    text_at[np.cumsum(lengths) - 1] = False  # each record's last id: the eos
+                    records[text_at] = flat
+                else:
+                    records = flat.astype(dtype)
+                sizes.append(lengths.astype(np.int32))
+                out.write(records.tobytes())
     all_sizes = np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int32)
     idx_file = _with(out_prefix, ".idx")
     _write_index(idx_file, all_sizes, dtype)
@@ -151,17 +169,6 @@ def tokenize_parts(
 def _with(prefix: Path, suffix: str) -> Path:
     """`prefix` + suffix, as Megatron names its files (a dot in the prefix is kept)."""
     return prefix.with_name(prefix.name + suffix)
-
-
-def _refuse_control_ids(texts: list[np.ndarray], controls: np.ndarray) -> None:
-    if not texts or not controls.size:
-        return
-    hits = np.isin(np.concatenate(texts), controls)
-    if hits.any():
-        raise ValueError(
-            "a document's text encoded to a control token id although special tokens are read "
-            "as plain text; this tokenizer's vocabulary can produce its own special tokens"
-        )
 
 
 def _write_index(path: Path, sizes: np.ndarray, dtype: np.dtype) -> None:

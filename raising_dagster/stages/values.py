@@ -20,8 +20,11 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from typing import Any
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from raising_dagster.config import CurriculumSettings, ValueCodex, sha256_hex
 from raising_dagster.stages.lexicon import stopwords
@@ -42,38 +45,67 @@ def cue_hits(texts: pl.Expr, codex: ValueCodex) -> dict[str, pl.Expr]:
     return hits
 
 
-def value_signals(texts: pl.Expr, codex: ValueCodex, words_per_hit: int = 400) -> list[pl.Expr]:
-    """Columns `detected_values` (names, strongest first, ties in codex order),
-    `value_strengths` (JSON: cue hits per 100 words of every value) and `n_values`."""
+def with_value_signals(
+    frame: pl.LazyFrame, texts: pl.Expr, codex: ValueCodex, words_per_hit: int = 400
+) -> pl.LazyFrame:
+    """The frame with columns `detected_values` (names, strongest first, ties in codex order),
+    `value_strengths` (JSON: cue hits per 100 words of every value) and `n_values`.
+
+    Each value's cues are counted once, into a column; the ranking of the values a text reaches
+    is one vectorized sort over those counts (`_ranked_values`)."""
+    hit_columns = [f"_cue_hits_{i}" for i in range(len(codex.values))]
     counts = cue_hits(texts, codex)
-    n_words = texts.str.count_matches(WORDS).clip(lower_bound=1)
+    frame = frame.with_columns(
+        *[c.alias(column) for column, c in zip(hit_columns, counts.values(), strict=True)],
+        _value_words=texts.str.count_matches(WORDS).clip(lower_bound=1),
+    )
+    n_words = pl.col("_value_words")
     needed = (n_words // words_per_hit).clip(lower_bound=1)
     strengths = pl.struct(
-        [(c * 100.0 / n_words).round(3).alias(name) for name, c in counts.items()]
-    ).struct.json_encode()
-    hits = pl.concat_list(
         [
-            pl.struct(name=pl.lit(n), hits=pl.when(c >= needed).then(c).otherwise(0))
-            for n, c in counts.items()
+            (pl.col(column) * 100.0 / n_words).round(3).alias(name)
+            for column, name in zip(hit_columns, counts, strict=True)
         ]
+    ).struct.json_encode()
+    names = tuple(counts)
+    detected = pl.struct(*hit_columns, needed.alias("_needed")).map_batches(
+        lambda hits: _ranked_values(hits, names), return_dtype=pl.List(pl.String)
     )
-    present = hits.list.eval(
-        pl.element().sort_by(
-            pl.element().struct.field("hits"), descending=True, maintain_order=True
-        )
-    ).list.eval(pl.element().filter(pl.element().struct.field("hits") > 0).struct.field("name"))
-    return [
-        present.alias("detected_values"),
-        strengths.alias("value_strengths"),
-        present.list.len().cast(pl.Int32).alias("n_values"),
-    ]
+    return (
+        frame.with_columns(detected_values=detected, value_strengths=strengths)
+        .with_columns(n_values=pl.col("detected_values").list.len().cast(pl.Int32))
+        .drop(*hit_columns, "_value_words")
+    )
+
+
+def _ranked_values(hits: pl.Series, names: tuple[str, ...]) -> pl.Series:
+    """Per row of a struct of cue counts (one field per value, in codex order, then `_needed`):
+    the names of the values whose count reaches `_needed`, highest count first, ties in codex
+    order (a stable sort)."""
+    fields = hits.struct.unnest()
+    counts = (
+        fields.drop("_needed")
+        .fill_null(0)
+        .to_numpy()
+        .astype(np.int64)
+        .reshape(fields.height, len(names))
+    )
+    needed = fields["_needed"].fill_null(np.iinfo(np.int64).max).to_numpy().astype(np.int64)
+    reached = np.where(counts >= needed[:, None], counts, 0)
+    order = np.argsort(-reached, axis=1, kind="stable")
+    kept = np.take_along_axis(reached, order, axis=1) > 0  # a prefix of each sorted row
+    offsets = np.zeros(fields.height + 1, dtype=np.int64)
+    np.cumsum(kept.sum(axis=1), out=offsets[1:])
+    flat = pa.array(np.asarray(names, dtype=object)[order[kept]].tolist(), type=pa.large_string())
+    ranked = pl.from_arrow(pa.LargeListArray.from_arrays(pa.array(offsets), flat))
+    return ranked.cast(pl.List(pl.String)).alias(hits.name)
 
 
 def detect_values(
     frame: pl.DataFrame, codex: ValueCodex, text_col: str = "text", words_per_hit: int = 400
 ) -> pl.DataFrame:
-    """The frame with value signal columns added."""
-    return frame.with_columns(value_signals(pl.col(text_col), codex, words_per_hit))
+    """The frame with value signal columns added (`with_value_signals`)."""
+    return with_value_signals(frame.lazy(), pl.col(text_col), codex, words_per_hit).collect()
 
 
 def topic_words(texts: pl.Expr, titles: pl.Expr, n: int = TOPIC_WORDS) -> pl.Expr:
@@ -210,6 +242,26 @@ def top_up_values(
 
     `keys` holds doc_id, shard, kind, stage_index, values, value_sources, value_evidence and
     `records` (the records the document contributes to its stage: 0, 1 or 2)."""
+    rows, problems = top_up_rows(keys, codex, stage_names, seed)
+    changed = [i for i, r in enumerate(rows) if r["added_value"] is not None]
+    patched = ("values", "value_sources", "value_evidence", "added_value")
+    patch = pl.DataFrame(
+        {"_row": changed, **{c: [rows[i][c] for i in changed] for c in patched}},
+        schema={"_row": pl.UInt32, **{c: keys.schema.get(c, pl.String()) for c in patched}},
+    )
+    # only the changed rows are rebuilt from Python objects; the rest keep their columns
+    woven = (
+        keys.with_row_index("_row")
+        .join(patch, on="_row", how="left", suffix="_new", maintain_order="left")
+        .with_columns(pl.coalesce(f"{c}_new", c).alias(c) for c in patched[:-1])
+    )
+    return woven.select(*keys.columns, "added_value"), problems
+
+
+def top_up_rows(
+    keys: pl.DataFrame, codex: ValueCodex, stage_names: list[str], seed: int
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """`top_up_values` as rows: every key row as a dict, with `added_value`."""
     limit = codex.max_taught_values
     rows = [{**r, "added_value": None} for r in keys.to_dicts()]
     problems: list[str] = []
@@ -279,4 +331,4 @@ def top_up_values(
                     f"min_share {shares[value]}: no other record can take it without leaving "
                     f"another value short (each teaches at most {limit})"
                 )
-    return pl.DataFrame(rows, schema={**keys.schema, "added_value": pl.String()}), problems
+    return rows, problems

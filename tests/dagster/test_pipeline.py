@@ -211,3 +211,19 @@ def test_adding_a_shard_keeps_the_in_stage_order_of_the_others(
             rows.sort("position")["doc_id"].to_list()
             == rows.sort("position_after")["doc_id"].to_list()
         )
+
+
+def test_tokenizer_off_publishes_without_token_files(
+    tmp_path: Path, landing: Path, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAISING_TOKENIZER__ENABLED", "false")
+    store = tmp_path / "store"
+    raising = RaisingResource(
+        landing_dir=str(landing), store_dir=str(store), codex_path=str(HONESTY_CODEX)
+    )
+    report = run_pipeline(raising, instance)
+    assert report.failures == [] and report.published
+    manifest = json.loads((store / "training_ready" / "manifest.json").read_text())
+    assert manifest["tokenized"] == {"enabled": False} and manifest["tokens"] is None
+    assert not (store / "training_ready" / "tokens").exists()
+    assert all("tokens" not in stage for stage in manifest["stages"])

@@ -91,3 +91,19 @@ def test_missing_tokenizer_path_is_refused_at_load(tmp_path: Path) -> None:
 def test_disabled_tokenizer_is_not_loaded(tmp_path: Path) -> None:
     settings = load_settings(tokenizer={"enabled": False, "path": tmp_path / "nowhere"})
     assert settings.tokenizer.enabled is False
+
+
+def test_a_vocabulary_that_encodes_text_to_a_control_id_is_refused(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    # a word-level vocabulary whose plain word "<eos>" is also its special token
+    tokenizer = Tokenizer(models.WordLevel({"hello": 0, "<eos>": 1, "[UNK]": 2}, "[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.add_special_tokens(["<eos>"])
+    fine = tokenize_parts(
+        [_part(tmp_path, ["hello hello", "hello"])], tokenizer, tmp_path / "a", "<eos>"
+    )
+    assert [s.tolist() for s in read_tokenized(tmp_path / "a")] == [[0, 0, 1], [0, 1]]
+    assert fine.sizes.tolist() == [3, 2]
+    with pytest.raises(ValueError, match="control token id"):
+        tokenize_parts([_part(tmp_path, ["hello <eos> hello"])], tokenizer, tmp_path / "b", None)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -30,10 +31,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def serve(tiny_model: Path, log_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A vLLM OpenAI server for the tiny model on a free port: its /v1 URL and process."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
+    log = log_path.open("w")
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model)]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--max-model-len", "1024"]
     cmd += ["--enforce-eager", "--dtype", "float32", "--served-model-name", "tiny"]
@@ -52,7 +54,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 pass
             assert time.monotonic() < deadline, f"server not healthy in 180 s, see {log.name}"
             time.sleep(1)
-        yield f"{url}/v1"
+        yield f"{url}/v1", process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -61,6 +63,12 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(tiny_model, tmp_path_factory.mktemp("server") / "server.log") as (url, _):
+        yield url
 
 
 def teacher(url: str, **overrides: object) -> OpenAITeacher:
@@ -126,3 +134,31 @@ def test_seeded_requests_repeat_through_the_server(server: str) -> None:
     first, second, third = t._generate(batch)
     assert first.error is None and first.n_tokens > 0
     assert first.text == third.text and first.text != second.text
+
+
+def test_two_servers_share_the_requests_and_one_stopping_costs_none(
+    server: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    """teacher.base_urls over two real servers: both serve; the second stops mid-run, is ejected,
+    and every request is answered by the first."""
+    messages = [{"role": "user", "content": "Tell me about the fox."}]
+    batch = [Call(messages, {"temperature": 1.0}, seed, 8) for seed in range(12)]
+    with serve(tiny_model, tmp_path / "second.log") as (second, process):
+        t = teacher(
+            server,
+            base_urls=[server, second],
+            concurrency=2,
+            eject_after_failures=1,
+            eject_s=120,
+            max_retries=3,
+            retry_budget=1.0,
+        )
+        assert all(c.error is None and c.n_tokens > 0 for c in t._generate(batch))
+        first = t.endpoint_stats()
+        assert all(s["requests"] >= 3 and s["errors"] == 0 for s in first.values()), first
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        assert all(c.error is None and c.n_tokens > 0 for c in t._generate(batch))
+        after = t.endpoint_stats()
+        assert after[second]["ejections"] == 1 and after[second]["errors"] >= 1
+        assert after[server]["requests"] - first[server]["requests"] >= len(batch)

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from raising_dagster.config import ROLES, IdentityCard
+from raising_dagster.config import ROLES, IdentityCard, Person
 from raising_dagster.stages.framing import FIRST_PERSON, FRAME_WINDOW
 from raising_dagster.teacher.base import RewriteRequest, Stage
 
@@ -21,6 +21,30 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
         return text
     cut = text[:limit].rsplit(maxsplit=1)[0]
     return f"{cut} [...]"
+
+
+_DUMPED: dict[int, tuple[IdentityCard | Person, dict[str, Any]]] = {}
+
+
+def identity_context(identity: IdentityCard) -> dict[str, Any]:
+    """`identity` and `people` (role -> person) as a template renders them: dumped once per
+    identity card (the card is frozen; templates only read the dicts)."""
+    held = _DUMPED.get(id(identity))
+    if held is None or held[0] is not identity:
+        dumped = {
+            "identity": identity.model_dump(),
+            "people": {role: identity.person(role).model_dump() for role in ROLES},
+        }
+        held = _DUMPED[id(identity)] = (identity, dumped)
+    return held[1]
+
+
+def dumped_person(person: Person) -> dict[str, Any]:
+    """A person of the identity card as a template renders it (dumped once, see above)."""
+    held = _DUMPED.get(id(person))
+    if held is None or held[0] is not person:
+        held = _DUMPED[id(person)] = (person, person.model_dump())
+    return held[1]
 
 
 def one_line(text: str | None) -> str | None:
@@ -47,8 +71,7 @@ class FramingTask:
     def context(self, request: RewriteRequest, identity: IdentityCard) -> dict[str, Any]:
         """What the stage's templates and prompts render from, for one request."""
         return {
-            "identity": identity.model_dump(),
-            "people": {role: identity.person(role).model_dump() for role in ROLES},
+            **identity_context(identity),
             "kind": request.kind,
             "title": one_line(request.title),
             "topics": list(request.topics),

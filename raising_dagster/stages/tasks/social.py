@@ -4,6 +4,7 @@ who carries the document's sentences, in order, turn by turn."""
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Any
 
 import polars as pl
@@ -16,7 +17,7 @@ from raising_dagster.stages.framing import (
     is_dialogue,
     parse_dialogue,
 )
-from raising_dagster.stages.tasks.base import FramingTask
+from raising_dagster.stages.tasks.base import FramingTask, dumped_person
 from raising_dagster.teacher.base import RewriteRequest
 
 # Who may talk a kind of document through with the "I"; one is picked per document by its seed.
@@ -40,22 +41,34 @@ ROLES_BY_KIND: dict[str, tuple[Role, ...]] = {
 }
 DEFAULT_ROLES: tuple[Role, ...] = ("teacher", "mentor", "parent", "peer")
 VERSE_KINDS = frozenset({"poem", "code"})  # kinds whose line breaks carry meaning
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+")
+_SENTENCE_CUT = re.compile(r"[.!?][\"')\]]? ")
 _CHUNK_WORDS = 45
 _VERSE_LINES = 4
 _FIRST_PERSON = re.compile(FIRST_PERSON)
 
 
+def sentences_of(text: str) -> list[str]:
+    """The sentences of a text with its whitespace made single spaces: split at each space after
+    `.`, `!` or `?`, or after one of them and a closing quote or bracket."""
+    flat = " ".join(text.split())
+    cuts = [-1, *(m.end() - 1 for m in _SENTENCE_CUT.finditer(flat)), len(flat)]
+    pieces = (flat[a + 1 : b] for a, b in pairwise(cuts))
+    return [s for s in pieces if s]
+
+
 def content_chunks(text: str, max_words: int = _CHUNK_WORDS) -> list[str]:
     """Sentences grouped into turn-sized passages: every word of the text, in order."""
-    sentences = [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
+    sentences = sentences_of(text)
     chunks: list[str] = []
     current: list[str] = []
+    words = 0  # in `current`
     for sentence in sentences:
-        if current and sum(len(s.split()) for s in current) + len(sentence.split()) > max_words:
+        size = len(sentence.split())
+        if current and words + size > max_words:
             chunks.append(" ".join(current))
-            current = []
+            current, words = [], 0
         current.append(sentence)
+        words += size
     if current:
         chunks.append(" ".join(current))
     return chunks
@@ -90,7 +103,7 @@ class SocialTask(FramingTask):
         chunks = verse_chunks(text) if request.kind in VERSE_KINDS else content_chunks(text)
         return {
             **super().context(request, identity),
-            "person": choose_person(request.kind, request.seed, identity).model_dump(),
+            "person": dumped_person(choose_person(request.kind, request.seed, identity)),
             "chunks": chunks,
             "closing_turn": None,
         }

@@ -1,0 +1,69 @@
+"""`raising run --parallel N`: shard runs in worker processes on one Dagster instance."""
+
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus
+from dagster._core.instance.ref import InstanceRef
+
+from raising_dagster.definitions import build_definitions
+from raising_dagster.partitions import raw_shards
+from raising_dagster.resources import RaisingResource
+from raising_dagster.runner import _raise_in_parallel, run_pipeline
+from tests.conftest import HONESTY_CODEX
+
+
+@pytest.fixture
+def instance(tmp_path: Path):
+    home = tmp_path / "home"
+    home.mkdir()
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        yield instance
+
+
+@pytest.mark.slow
+def test_a_failing_shard_run_in_a_worker_is_reported_and_the_others_finish(
+    tmp_path: Path, landing: Path, instance: DagsterInstance
+) -> None:
+    raising = RaisingResource(landing_dir=str(landing), store_dir=str(tmp_path / "store"))
+    keys = ["alpha.jsonl", "gone.jsonl", "beta.jsonl"]  # gone.jsonl: no such shard file
+    instance.add_dynamic_partitions(raw_shards.name, keys)
+    defs = build_definitions(raising)
+    outcomes = {o.key: o for o in _raise_in_parallel(raising, defs, instance, keys, 3)}
+    assert set(outcomes) == set(keys)
+    assert outcomes["alpha.jsonl"].success and outcomes["beta.jsonl"].success
+    failed = outcomes["gone.jsonl"]
+    assert not failed.success and failed.report.errored
+    assert any("has no shard file" in f for f in failed.report.failures), failed.report.failures
+    statuses = {r.tags["dagster/partition"]: r.status for r in instance.get_runs()}
+    assert statuses == {
+        "alpha.jsonl": DagsterRunStatus.SUCCESS,
+        "beta.jsonl": DagsterRunStatus.SUCCESS,
+        "gone.jsonl": DagsterRunStatus.FAILURE,
+    }
+
+
+@pytest.mark.slow
+def test_parallel_pipeline_reports_runs_in_shard_order_and_publishes(
+    tmp_path: Path, landing: Path, instance: DagsterInstance
+) -> None:
+    raising = RaisingResource(
+        landing_dir=str(landing), store_dir=str(tmp_path / "store"), codex_path=str(HONESTY_CODEX)
+    )
+    lines: list[str] = []
+    report = run_pipeline(raising, instance, progress=lines.append, parallel=2)
+    assert report.published and report.failures == []
+    runs = {r.run_id: r for r in instance.get_runs()}
+    assert [runs[i].tags.get("dagster/partition") for i in report.run_ids] == [
+        "alpha.jsonl",
+        "beta.jsonl",
+        None,  # the curriculum
+    ]
+    assert sum(line.startswith("raise_shard ") for line in lines) == 2
+    assert (tmp_path / "store" / "training_ready" / "manifest.json").is_file()
+
+
+def test_parallel_must_be_positive(tmp_path: Path, landing: Path) -> None:
+    raising = RaisingResource(landing_dir=str(landing), store_dir=str(tmp_path / "store"))
+    with DagsterInstance.ephemeral() as instance, pytest.raises(ValueError, match="at least 1"):
+        run_pipeline(raising, instance, parallel=0)
