@@ -212,7 +212,7 @@ def run(
         sys.exit(EXIT_REFUSED if refused else EXIT_FAILED)
     for advisory in report.advisories:
         click.echo(f"Advisory (does not block publication): {advisory}", err=True)
-    _summary(raising.layout, len(report.shards), home, report.teacher)
+    _summary(raising.layout, len(report.shards) - len(report.withdrawn), home, report.teacher)
 
 
 def teacher_summaries(records: pl.DataFrame) -> dict[str, dict[str, object]]:

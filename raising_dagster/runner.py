@@ -51,6 +51,7 @@ from raising_dagster.definitions import build_definitions
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
 from raising_dagster.stages.ingest import SkippedFile, scan_landing
+from raising_dagster.stages.shards import Withdrawals
 
 # Runs log step events at INFO on the console; the full event log is in the instance (the UI).
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -84,6 +85,7 @@ class PipelineReport:
 
     shards: list[str] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)  # shards not raised: `raising withdraw`
     run_ids: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     advisories: list[str] = field(default_factory=list)  # failed WARN checks: never block
@@ -409,7 +411,13 @@ def _run_pipeline(
         return report
     known = set(instance.get_dynamic_partitions(raw_shards.name))
     instance.add_dynamic_partitions(raw_shards.name, [k for k in report.shards if k not in known])
-    workers = min(parallel, len(report.shards))
+    # a withdrawn shard (a license or privacy request) is not read again; publication leaves it out
+    withdrawn = Withdrawals.load(raising.layout.withdrawals_file).shards
+    report.withdrawn = [k for k in report.shards if k in withdrawn]
+    for key in report.withdrawn:
+        progress(f"shard {key} is withdrawn ({withdrawn[key]}): not raised")
+    to_raise = [k for k in report.shards if k not in withdrawn]
+    workers = min(parallel, len(to_raise))
     if workers > 1 and raising.settings.teacher.backend == "vllm":
         progress("the vllm teacher raises one shard at a time (one engine a machine)")
         workers = 1
@@ -417,16 +425,16 @@ def _run_pipeline(
         progress("an ephemeral Dagster instance raises one shard at a time (no process shares it)")
         workers = 1
     outcomes: Iterable[ShardOutcome] = (
-        (_raise_shard(defs, instance, key) for key in report.shards)
-        if workers == 1
-        else _raise_in_parallel(raising, defs, instance, report.shards, workers)
+        (_raise_shard(defs, instance, key) for key in to_raise)
+        if workers <= 1
+        else _raise_in_parallel(raising, defs, instance, to_raise, workers)
     )
     finished: dict[str, ShardOutcome] = {}
     for outcome in outcomes:
         finished[outcome.key] = outcome
         state = "ok" if outcome.success else "FAILED"
         progress(f"raise_shard {outcome.key}: {state} (run {outcome.run_id})")
-    for key in report.shards:  # reported in shard order, however the runs finished
+    for key in to_raise:  # reported in shard order, however the runs finished
         shard = finished[key].report
         report.run_ids += [finished[key].run_id] if finished[key].run_id else []
         report.failures += shard.failures

@@ -27,6 +27,7 @@ from raising_dagster.jobs import SHARD_ASSETS, raise_shard_job
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
 from raising_dagster.stages.ingest import scan_landing
+from raising_dagster.stages.shards import Withdrawals
 from raising_dagster.storage import Location, S3Path
 
 _SKIPPED = "_skipped"  # cursor entry of skipped file names (a shard key never starts with "_")
@@ -137,12 +138,16 @@ def raw_shard_sensor(
     new = [k for k in plan.new if k not in raised]
     if not new and not plan.changed and not raised and set(skipped_names) == reported:
         return SkipReason(f"no new or changed shards among {len(plan.cursor)} seen")
-    keys = new + plan.changed
+    withdrawn = Withdrawals.load(raising.layout.withdrawals_file).shards
+    keys = [k for k in new + plan.changed if k not in withdrawn]
+    held = sorted(set(new + plan.changed) - set(keys))
+    for key in held:
+        context.log.info(f"shard {key} is withdrawn ({withdrawn[key]}): not raised")
+    why = [f"{len(raised)} shards already raised with the same content"] if raised else []
+    why += [f"{len(held)} shards withdrawn"] if held else []
     return SensorResult(
         run_requests=[RunRequest(partition_key=k, run_key=plan.run_key(k)) for k in keys],
         dynamic_partitions_requests=[raw_shards.build_add_request(new)] if new else [],
         cursor=json.dumps({**plan.cursor, _SKIPPED: skipped_names}, sort_keys=True),
-        skip_reason=None
-        if keys
-        else f"{len(raised)} shards already raised with the same content; none new or changed",
+        skip_reason=None if keys else f"no shard to run: {', '.join(why)}",
     )

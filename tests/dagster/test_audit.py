@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from dagster import AssetKey, DagsterInstance, TableMetadataValue
+from dagster import AssetKey, DagsterInstance, RunsFilter, TableMetadataValue
 
 from raising_dagster.cli import main
 from raising_dagster.definitions import build_definitions
@@ -173,6 +173,7 @@ def test_a_past_publication_still_traces_after_its_shard_changed(
 
 def test_withdrawn_documents_and_shards_leave_the_next_publication(
     raising: RaisingResource,
+    instance: DagsterInstance,
     publish: Callable[[], Path],
     landing: Path,
     docs: list[dict[str, str]],
@@ -194,7 +195,12 @@ def test_withdrawn_documents_and_shards_leave_the_next_publication(
     code, _ = _cli("withdraw", "--shard", "beta.jsonl", "--reason", "license", "--out", store)
     assert code == 0
 
-    after_folder = publish()
+    report = run_pipeline(raising, instance)
+    assert report.published and report.withdrawn == ["beta.jsonl"]
+    # the withdrawn shard is not read again: its only run is the one before the withdrawal
+    beta_runs = instance.get_runs(filters=RunsFilter(tags={"dagster/partition": "beta.jsonl"}))
+    assert len(beta_runs) == 1
+    after_folder = (Path(store) / "training_ready").resolve()
     after = _records(after_folder)
     gone = (pl.col("shard") == "beta.jsonl") | (
         (pl.col("shard") == "alpha.jsonl") & (pl.col("source_doc_id") == "fable-1")

@@ -1,5 +1,6 @@
 """The raw shard sensor: new shard -> partition and run; unchanged -> nothing; changed -> re-run."""
 
+import json
 import os
 from pathlib import Path
 
@@ -8,14 +9,16 @@ from dagster_aws.s3 import S3Resource
 
 from raising_dagster.resources import RaisingResource
 from raising_dagster.sensors import raw_shard_sensor
+from raising_dagster.stages.shards import Withdrawals
+from raising_dagster.store import StoreLayout
 
 
-def _tick(instance: DagsterInstance, landing: Path, cursor: str | None):
+def _tick(instance: DagsterInstance, landing: Path, cursor: str | None, store: Path | None = None):
     with build_sensor_context(
         instance=instance,
         cursor=cursor,
         resources={
-            "raising": RaisingResource(landing_dir=str(landing), store_dir="unused"),
+            "raising": RaisingResource(landing_dir=str(landing), store_dir=str(store or "unused")),
             "s3": S3Resource(),
         },
     ) as context:
@@ -123,3 +126,23 @@ def test_a_shard_registered_but_not_raised_is_run(tmp_path: Path) -> None:
         instance.add_dynamic_partitions("raw_shards", ["a.jsonl"])
         result = _tick(instance, landing, None)
     assert [r.partition_key for r in result.run_requests] == ["a.jsonl"]
+
+
+def test_a_withdrawn_shard_is_not_raised_by_the_sensor(tmp_path: Path) -> None:
+    """A shard withdrawn by `raising withdraw --shard` (a license or privacy request) is not read
+    again, new or changed; the others are."""
+    landing, store = tmp_path / "landing", tmp_path / "store"
+    landing.mkdir()
+    store.mkdir()
+    (landing / "a.jsonl").write_text('{"text": "first"}\n')
+    (landing / "b.jsonl").write_text('{"text": "second"}\n')
+    withdrawals = Withdrawals().with_shards(["b.jsonl"], "license")
+    (store / "withdrawals.json").write_text(json.dumps(withdrawals.to_json()))
+    assert StoreLayout(store).withdrawals_file == store / "withdrawals.json"
+    with DagsterInstance.ephemeral() as instance:
+        result = _tick(instance, landing, None, store)
+        assert [r.partition_key for r in result.run_requests] == ["a.jsonl"]
+        (landing / "b.jsonl").write_text('{"text": "second, edited"}\n')
+        changed = _tick(instance, landing, result.cursor, store)
+        assert isinstance(changed, SensorResult) and changed.run_requests == []
+        assert "1 shards withdrawn" in changed.skip_reason.skip_message
