@@ -85,7 +85,7 @@ $(BIN)/.bench-installed: $(BIN)/.installed
 	touch $@
 
 ## bench: raising run end to end vs a single-pass Polars floor and datatrove's per-document
-## pipeline, 20k synthetic documents of ~535 words in 2 shards (about 5 minutes);
+## pipeline, 20k synthetic documents of ~535 words in 2 shards (about 2 minutes on 2 cores);
 ## the scale run: make bench BENCH_ARGS="--docs 200000 --shards 20"
 bench: $(BIN)/.bench-installed
 	$(BIN)/python benchmarks/bench_throughput.py $(BENCH_ARGS)
