@@ -1,6 +1,9 @@
 """Shared fixtures: small landing folders with real shard files."""
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +29,18 @@ DILEMMA = (
     "the falsification, or should she confront the colleague privately, accepting responsibility "
     "for the risk that such discretion introduces?"
 )
+
+
+# The installed `raising` command of this environment.
+RAISING = str(Path(sys.executable).parent / "raising")
+
+
+def raising_cli(*args: str, home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`raising ARGS` in a subprocess with its own Dagster home, output captured."""
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    return subprocess.run(
+        [RAISING, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
 
 
 def write_jsonl(path: Path, records: list[object]) -> Path:

@@ -3,9 +3,6 @@
 queue, whose runs go at once within the configured limits."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -43,7 +40,7 @@ from tests.cluster.daemon import (
     wait_for_runs,
     write_instance_yaml,
 )
-from tests.conftest import HONESTY_CODEX, write_jsonl
+from tests.conftest import HONESTY_CODEX, raising_cli, write_jsonl
 from tests.dagster.test_quality_gates import unframed_fables
 
 TEACHER_STEPS = {"first_person_docs", "experiential_docs", "social_docs"}
@@ -124,23 +121,8 @@ def test_raising_run_uses_postgres_when_dagster_pg_url_is_set(
     pg_url: str, tmp_path: Path, landing: Path
 ) -> None:
     home, out = tmp_path / "home", tmp_path / "out"
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "raising"),
-            "run",
-            "--landing",
-            str(landing),
-            "--out",
-            str(out),
-            "--codex",
-            str(HONESTY_CODEX),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = ("--landing", str(landing), "--out", str(out), "--codex", str(HONESTY_CODEX))
+    done = raising_cli("run", *args, home=home)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "postgres" in (home / "dagster.yaml").read_text()
     with open_instance(home) as instance:

@@ -20,21 +20,8 @@ from raising_dagster.runner import RUN_CONFIG, run_pipeline
 from raising_dagster.stages.lineage import LINEAGE_FILE, trace
 from raising_dagster.stages.report import REPORT_FILE
 from raising_dagster.store import StoreLayout, list_publications
-from tests.conftest import HONESTY_CODEX, write_jsonl
+from tests.conftest import write_jsonl
 from tests.dagster.test_quality_gates import unframed_fables
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as instance:
-        yield instance
-
-
-@pytest.fixture
-def raising(tmp_path: Path, landing: Path) -> RaisingResource:
-    return RaisingResource(
-        landing_dir=str(landing), store_dir=str(tmp_path / "store"), codex_path=str(HONESTY_CODEX)
-    )
 
 
 @pytest.fixture

@@ -1,31 +1,20 @@
 """`raising run` as a user runs it: a subprocess, a persistent Dagster home, exit codes."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
 
-from tests.conftest import HONESTY_CODEX
-
-RAISING = str(Path(sys.executable).parent / "raising")
-
-
-def _run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    return subprocess.run(
-        [RAISING, *args], capture_output=True, text=True, env=env, timeout=300, check=False
-    )
+from tests.conftest import HONESTY_CODEX, raising_cli
 
 
 def test_run_publishes_and_summarizes(tmp_path: Path, landing: Path) -> None:
     (landing / "gamma.jsonl").write_text('{"text": "Be kind."}\n{"text": 3}\n', encoding="utf-8")
     out = tmp_path / "out"
-    result = _run(
+    result = raising_cli(
         "run",
         "--landing",
         str(landing),
@@ -51,7 +40,7 @@ def test_run_publishes_and_summarizes(tmp_path: Path, landing: Path) -> None:
 def test_invalid_codex_is_a_clear_error(tmp_path: Path, landing: Path) -> None:
     codex = tmp_path / "codex.yaml"
     codex.write_text("version: 2\nvalues: []\n", encoding="utf-8")
-    result = _run(
+    result = raising_cli(
         "run",
         "--landing",
         str(landing),
@@ -66,7 +55,7 @@ def test_invalid_codex_is_a_clear_error(tmp_path: Path, landing: Path) -> None:
 
 
 def test_synth_writes_the_requested_documents(tmp_path: Path) -> None:
-    result = _run(
+    result = raising_cli(
         "synth",
         "--docs",
         "25",
@@ -88,7 +77,9 @@ def test_synth_writes_the_requested_documents(tmp_path: Path) -> None:
 
 def test_quality_gate_refusal_has_its_own_exit_code(tmp_path: Path, landing: Path) -> None:
     # the bundled codex asks every stage to carry values this small corpus does not have
-    result = _run("run", "--landing", str(landing), "--out", str(tmp_path / "o"), home=tmp_path)
+    result = raising_cli(
+        "run", "--landing", str(landing), "--out", str(tmp_path / "o"), home=tmp_path
+    )
     assert result.returncode == 3, result.stderr[-2000:]
     assert "each_stage_covers_each_value_at_min_share" in result.stderr
     assert "Publication refused by quality checks" in result.stderr
@@ -99,7 +90,7 @@ def test_quality_gate_refusal_has_its_own_exit_code(tmp_path: Path, landing: Pat
 
 
 def test_unknown_teacher_is_a_usage_error(tmp_path: Path) -> None:
-    result = _run("run", "--out", str(tmp_path / "o"), "--teacher", "gpt5", home=tmp_path)
+    result = raising_cli("run", "--out", str(tmp_path / "o"), "--teacher", "gpt5", home=tmp_path)
     assert result.returncode == 2
     assert "Invalid value for '--teacher'" in result.stderr
     assert "'template', 'vllm', 'openai'" in result.stderr
@@ -118,26 +109,28 @@ def test_malformed_config_yaml_is_one_line_exit_4(tmp_path: Path, landing: Path)
     config = tmp_path / "bad.yaml"
     config.write_text("teacher:\n  backend: [openai\n", encoding="utf-8")
     args = ("--landing", str(landing), "--out", str(tmp_path / "o"), "--config", str(config))
-    _one_clear_line(_run("run", *args, home=tmp_path), "bad.yaml is not valid YAML", "line 3")
+    _one_clear_line(
+        raising_cli("run", *args, home=tmp_path), "bad.yaml is not valid YAML", "line 3"
+    )
 
 
 def test_missing_config_file_is_one_line_exit_4(tmp_path: Path, landing: Path) -> None:
     missing = str(tmp_path / "nope.yaml")
     args = ("--landing", str(landing), "--out", str(tmp_path / "o"), "--config", missing)
-    _one_clear_line(_run("run", *args, home=tmp_path), "nope.yaml does not exist")
-    _one_clear_line(_run("cache", "stats", "--config", missing, home=tmp_path), "nope.yaml")
+    _one_clear_line(raising_cli("run", *args, home=tmp_path), "nope.yaml does not exist")
+    _one_clear_line(raising_cli("cache", "stats", "--config", missing, home=tmp_path), "nope.yaml")
 
 
 def test_missing_landing_folder_is_one_line_exit_4(tmp_path: Path) -> None:
     args = ("--landing", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
-    _one_clear_line(_run("run", *args, home=tmp_path), "landing folder", "nowhere")
+    _one_clear_line(raising_cli("run", *args, home=tmp_path), "landing folder", "nowhere")
 
 
 def test_invalid_settings_value_is_exit_4(tmp_path: Path, landing: Path) -> None:
     config = tmp_path / "s.yaml"
     config.write_text("teacher:\n  llm_share: 3\n", encoding="utf-8")
     args = ("--landing", str(landing), "--out", str(tmp_path / "o"), "--config", str(config))
-    result = _run("run", *args, home=tmp_path)
+    result = raising_cli("run", *args, home=tmp_path)
     assert result.returncode == 4 and "Traceback" not in result.stderr
     assert "llm_share" in result.stderr
 

@@ -32,12 +32,6 @@ CODE = "def add(x, y):\n    return x + y\n\n" * 40
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
 
 
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as instance:
-        yield instance
-
-
 def _good_docs(prefix: str, n: int) -> list[dict]:
     """n varied good documents with ids 1..n (repeated across shards on purpose)."""
     bodies = [FABLE, DEFINITION, DILEMMA]

@@ -15,12 +15,6 @@ from raising_dagster.teacher import TemplateTeacher
 from tests.conftest import HONESTY_CODEX, write_jsonl
 
 
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as instance:
-        yield instance
-
-
 def test_two_shards_publish_an_ordered_corpus_with_manifest(
     tmp_path: Path, landing: Path, instance: DagsterInstance
 ) -> None:

@@ -17,8 +17,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from importlib import resources
 from pathlib import Path
 
@@ -26,9 +24,8 @@ import polars as pl
 import pytest
 
 from raising_dagster.stages.synth import write_synth_corpus
-from tests.conftest import write_jsonl
+from tests.conftest import raising_cli, write_jsonl
 
-RAISING = str(Path(sys.executable).parent / "raising")
 ROOT = Path(__file__).parents[2]
 RECORDED = ROOT / "tests" / "data" / "published_sha256.json"
 CODEX = ROOT / "benchmarks" / "zero_share_codex.yaml"
@@ -75,15 +72,9 @@ def reference_landing(folder: Path) -> Path:
 
 
 def _raise(landing: Path, out: Path, *flags: str) -> None:
-    env = {**os.environ, "DAGSTER_HOME": str(out / "dagster_home")}
-    args = ["run", "--landing", str(landing), "--out", str(out), "--teacher", "template"]
-    result = subprocess.run(
-        [RAISING, *args, "--codex", str(CODEX), *flags],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
+    args = ["--landing", str(landing), "--out", str(out), "--teacher", "template"]
+    result = raising_cli(
+        "run", *args, "--codex", str(CODEX), *flags, home=out / "dagster_home", timeout=600
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
 

@@ -17,20 +17,6 @@ from raising_dagster.resources import RaisingResource
 from raising_dagster.runner import RUN_CONFIG, run_pipeline
 from raising_dagster.stages import order
 from raising_dagster.teacher import TemplateTeacher
-from tests.conftest import HONESTY_CODEX
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as instance:
-        yield instance
-
-
-@pytest.fixture
-def raising(tmp_path: Path, landing: Path) -> RaisingResource:
-    return RaisingResource(
-        landing_dir=str(landing), store_dir=str(tmp_path / "store"), codex_path=str(HONESTY_CODEX)
-    )
 
 
 def _published(raising: RaisingResource, instance: DagsterInstance) -> bytes:
