@@ -41,8 +41,8 @@ from raising_dagster.schema import SCORE_SCHEMA
 from raising_dagster.stages.lexicon import common_words
 from raising_dagster.stages.values import (
     WORDS,
-    topic_words,
     weave_values,
+    with_topic_words,
     with_value_signals,
 )
 
@@ -168,8 +168,11 @@ def score_docs(
         ]
     ).sort(_ROW)
     scored = (
-        with_value_signals(signals, text, codex, settings.value_words_per_hit)
-        .with_columns(topic_words(text, pl.col("title")).alias("topic_words"))
+        with_topic_words(
+            with_value_signals(signals, text, codex, settings.value_words_per_hit),
+            text,
+            pl.col("title"),
+        )
         .with_columns(
             difficulty=_scaled(settings),
             is_dilemma=(pl.col("kind") == "dilemma")

@@ -108,30 +108,62 @@ def detect_values(
     return with_value_signals(frame.lazy(), pl.col(text_col), codex, words_per_hit).collect()
 
 
-def topic_words(texts: pl.Expr, titles: pl.Expr, n: int = TOPIC_WORDS) -> pl.Expr:
-    """Up to `n` words a document is about: its most repeated words of 4+ letters that are not
-    stopwords (lexicons/stopwords_en.txt), title words first, ties by first appearance."""
-    stop = stopwords().implode()
-    combined = pl.concat_str([titles.fill_null(""), texts], separator=" \n ")
-    words = combined.str.to_lowercase().str.extract_all(TOPIC_WORD)
-    kept = words.list.eval(pl.element().str.strip_chars("'-")).list.eval(
-        pl.element().filter(~pl.element().is_in(stop) & (pl.element().str.len_chars() >= 4))
-    )
-    title_words = (
-        titles.fill_null("")
+def _words(texts: pl.Expr) -> pl.Expr:
+    """Lowercase candidate topic words of each text (None counts as empty)."""
+    return (
+        texts.fill_null("")
         .str.to_lowercase()
         .str.extract_all(TOPIC_WORD)
         .list.eval(pl.element().str.strip_chars("'-"))
     )
-    ranked = kept.list.eval(
-        pl.element()
-        .unique(maintain_order=True)
-        .sort_by(pl.element().unique_counts(), descending=True, maintain_order=True)
+
+
+def with_topic_words(
+    frame: pl.LazyFrame, texts: pl.Expr, titles: pl.Expr, n: int = TOPIC_WORDS
+) -> pl.LazyFrame:
+    """The frame with `topic_words`: up to `n` words each document is about, its most repeated
+    words of 4+ letters that are not stopwords (lexicons/stopwords_en.txt), title words first,
+    ties by first appearance.
+
+    Ranked on the words exploded to one row each and grouped per document, not inside
+    `list.eval`: there Polars 1.44 misaligns `sort_by(unique_counts())` after an empty list and
+    gave documents words of their neighbours."""
+    row, word, at = "__topic_row", "__topic_word", "__topic_at"
+    indexed = frame.with_row_index(row)
+
+    def exploded(words: pl.Expr) -> pl.LazyFrame:
+        return (
+            indexed.select(row, words.alias(word))
+            .explode(word)
+            .drop_nulls(word)
+            .with_columns(pl.int_range(pl.len()).over(row).alias(at))
+        )
+
+    body = exploded(_words(pl.concat_str([titles.fill_null(""), texts], separator=" \n ")))
+    counted = (
+        body.filter(
+            ~pl.col(word).is_in(stopwords().implode()) & (pl.col(word).str.len_chars() >= 4)
+        )
+        .group_by(row, word)
+        .agg(pl.len().alias("count"), pl.col(at).min().alias("first"))
     )
-    title_first = pl.concat_list([title_words.list.set_intersection(ranked), ranked]).list.unique(
-        maintain_order=True
+    in_title = exploded(_words(titles)).group_by(row, word).agg(pl.col(at).min().alias("title_at"))
+    ranked = (
+        counted.join(in_title, on=[row, word], how="left")
+        .sort(
+            [row, "title_at", "count", "first"],
+            descending=[False, False, True, False],
+            nulls_last=True,
+        )
+        .group_by(row, maintain_order=True)
+        .agg(pl.col(word).head(n).alias("topic_words"))
     )
-    return title_first.list.head(n)
+    return (
+        indexed.join(ranked, on=row, how="left")
+        .sort(row)
+        .with_columns(pl.col("topic_words").fill_null(pl.lit([], pl.List(pl.String))))
+        .drop(row)
+    )
 
 
 def provisional_stage(

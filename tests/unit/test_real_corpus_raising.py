@@ -25,9 +25,10 @@ def raised(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     s = load_settings()
     teacher = TemplateTeacher(s.identity)
     files: dict[str, list[Path]] = {"scored": [], "experiential": [], "social": []}
-    scored_all = []
+    scored_all, raw_all = [], []
     for path in sorted(CORPUS.glob("shard-*.jsonl.gz")):
         raw = read_shard(path).docs
+        raw_all.append(raw)
         scored = score_docs(raw, s.codex, s.scoring, s.curriculum)
         seed = s.curriculum.seed
         fp = rewrite.first_person(raw, scored, teacher, s.codex, seed)
@@ -55,6 +56,7 @@ def raised(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         "infeasible": infeasible,
         "ordered": pl.read_parquet(out),
         "scored": pl.concat(scored_all),
+        "raw": pl.concat(raw_all),
         "settings": s,
     }
 
@@ -96,3 +98,24 @@ def test_real_text_gets_its_own_kinds(raised: dict) -> None:
     shares = dict(zip(kinds["kind"], kinds["count"] / raised["scored"].height, strict=True))
     assert max(shares.values()) < 0.6  # not 98% "article"
     assert {"quotation", "poem", "joke", "dictionary", "techdoc", "qa"} <= set(shares)
+
+
+def test_topic_words_come_from_their_own_document(raised: dict[str, object]) -> None:
+    """Every topic word of a document is in its own title or text (they name what a record is
+    about: words of a neighbouring document, as Polars' list.eval once gave after a document
+    without candidate words, would be false)."""
+    raw, scored = raised["raw"], raised["scored"]
+    words = (
+        scored.select("shard", "doc_id", "topic_words")
+        .join(raw.select("shard", "doc_id", "title", "text"), on=["shard", "doc_id"])
+        .with_columns(
+            own=pl.concat_str(
+                [pl.col("title").fill_null(""), pl.col("text")], separator=" "
+            ).str.to_lowercase()
+        )
+        .explode("topic_words")
+        .drop_nulls("topic_words")
+    )
+    assert words.height > 2 * raw.height  # most documents have topic words
+    foreign = words.filter(~pl.col("own").str.contains(pl.col("topic_words"), literal=True))
+    assert foreign.height == 0, foreign.select("doc_id", "topic_words").head(5)
