@@ -1,99 +1,29 @@
 """`make ui` for real: `dagster dev` on the demo's instance shows assets, runs and metadata."""
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import HONESTY_CODEX
-
-ROOT = Path(__file__).parents[2]
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import HONESTY_CODEX, raising_cli
+from tests.dagster_dev import dagster_dev, dagster_env, graphql
 
 
 @pytest.fixture
 def ui(tmp_path: Path, landing: Path) -> Iterator[tuple[str, Path]]:
     home, store = tmp_path / "home", tmp_path / "store"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "RAISING_STORE_DIR": str(store),
-        "RAISING_LANDING_DIR": str(landing),
-        "RAISING_CODEX_PATH": str(HONESTY_CODEX),
-    }
-    subprocess.run(
-        [
-            str(BIN / "raising"),
-            "run",
-            "--landing",
-            str(landing),
-            "--out",
-            str(store),
-            "--codex",
-            str(HONESTY_CODEX),
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail("dagster dev did not answer within 120 s")
+    env = dagster_env(home, store, landing)
+    args = ("--landing", str(landing), "--out", str(store), "--codex", str(HONESTY_CODEX))
+    done = raising_cli("run", *args, home=home)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with dagster_dev(env, tmp_path / "dagster_dev.log", timeout_s=120) as url:
         yield url, store
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-
-
-def _graphql(url: str, query: str) -> dict:
-    response = httpx.post(f"{url}/graphql", json={"query": query}, timeout=60)
-    response.raise_for_status()
-    body = response.json()
-    assert "errors" not in body, body
-    return body["data"]
 
 
 @pytest.mark.slow
 def test_ui_shows_the_assets_runs_and_published_metadata(ui: tuple[str, Path]) -> None:
     url, _ = ui
-    nodes = _graphql(url, "{ assetNodes { assetKey { path } groupName } }")["assetNodes"]
+    nodes = graphql(url, "{ assetNodes { assetKey { path } groupName } }")["assetNodes"]
     groups = {n["assetKey"]["path"][0]: n["groupName"] for n in nodes}
     assert groups == {
         "raw_docs": "raising",
@@ -105,7 +35,7 @@ def test_ui_shows_the_assets_runs_and_published_metadata(ui: tuple[str, Path]) -
         "training_ready_corpus": "raising",
         "student_probe": "evaluation",
     }
-    runs = _graphql(url, "{ runsOrError { ... on Runs { results { jobName status } } } }")
+    runs = graphql(url, "{ runsOrError { ... on Runs { results { jobName status } } } }")
     results = runs["runsOrError"]["results"]
     assert {r["status"] for r in results} == {"SUCCESS"}
     assert sorted(r["jobName"] for r in results) == [
@@ -113,7 +43,7 @@ def test_ui_shows_the_assets_runs_and_published_metadata(ui: tuple[str, Path]) -
         "raise_shard",
         "raise_shard",
     ]
-    published = _graphql(
+    published = graphql(
         url,
         """{ assetOrError(assetKey: {path: ["training_ready_corpus"]}) { ... on Asset {
               assetMaterializations(limit: 1) { metadataEntries { label } } } } }""",
