@@ -140,7 +140,8 @@ def build_report(publication: Location) -> str:
                            round(count(*) / sum(count(*)) OVER (PARTITION BY stage), 4) AS share
                     FROM read_parquet({lineage})
                     WHERE stage IN ({", ".join(sql_literal(s) for s in STAGES)})
-                    GROUP BY stage, fallback_reason ORDER BY stage, records DESC""",
+                    GROUP BY stage, fallback_reason
+                    ORDER BY stage, records DESC, fallback_reason""",
             )
             if lineage_file.exists()
             else []
@@ -151,10 +152,12 @@ def build_report(publication: Location) -> str:
                 f"""SELECT stage, teacher_backend, teacher_model, tried_model, prompt_id,
                            left(prompt_sha, 16) AS prompt_sha, count(*) AS records,
                            count(*) FILTER (WHERE cache_hit) AS cache_hits,
-                           string_agg(DISTINCT run_id, ' ') AS dagster_runs
+                           string_agg(DISTINCT run_id, ' ' ORDER BY run_id) AS dagster_runs
                     FROM read_parquet({lineage})
                     WHERE stage IN ({", ".join(sql_literal(s) for s in STAGES)})
-                    GROUP BY ALL ORDER BY stage, records DESC""",
+                    GROUP BY ALL
+                    ORDER BY stage, records DESC, teacher_backend, teacher_model, tried_model,
+                             prompt_id, prompt_sha, dagster_runs""",
             )
             if lineage_file.exists()
             else []
