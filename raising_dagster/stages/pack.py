@@ -11,12 +11,16 @@ from typing import Any
 
 import duckdb
 import numpy as np
+from tokenizers import Tokenizer
 
 from raising_dagster.config import CurriculumSettings, RaisingSettings, ValueCodex, model_sha
 from raising_dagster.stages import card, plots
 from raising_dagster.stages.order import run_sql, sql_literal
 from raising_dagster.stages.tokenize import (
+    FastBpe,
+    FastBpeMismatch,
     export_tokenizer,
+    fast_bpe,
     load_tokenizer,
     tokenize_dtype,
     tokenize_parts,
@@ -295,14 +299,53 @@ def _tokenize_phases(
     to each phase and `tokens` to each stage; returns the manifest's `tokenized` section."""
     tokenizer, name = load_tokenizer(settings.tokenizer.path)
     eos_token = settings.tokenizer.eos_token
+    fast = fast_bpe(tokenizer)
+    encoder = "tiktoken, ids cross-checked against tokenizers" if fast else "tokenizers"
     (out_dir / TOKENS_DIR).mkdir(parents=True, exist_ok=True)
-    per_stage = np.zeros(len(stages), dtype=np.int64)
-    dtype = None
+    try:
+        per_stage = _tokenize_each_phase(
+            con, out_dir, phases, len(stages), tokenizer, eos_token, fast
+        )
+    except FastBpeMismatch as mismatch:  # every phase again, by tokenizers alone
+        encoder = f"tokenizers ({mismatch})"
+        per_stage = _tokenize_each_phase(con, out_dir, phases, len(stages), tokenizer, eos_token)
+    for stage in stages:
+        stage["tokens"] = int(per_stage[stage["index"]])
+    export_tokenizer(settings.tokenizer.path, eos_token, out_dir / TOKENIZER_DIR)
+    return {
+        "tokenizer": name,
+        "tokenizer_files": TOKENIZER_DIR,
+        "vocab_size": tokenizer.get_vocab_size(),
+        "encoder": encoder,
+        "eos_token": eos_token,
+        "eos_id": None if eos_token is None else tokenizer.token_to_id(eos_token),
+        "dtype": tokenize_dtype(tokenizer).name,
+        "format": "Megatron-LM MMapIndexedDataset v1 (see stages/tokenize.py), one prefix a phase",
+        "prefixes": [p["megatron_prefix"] for p in phases],
+        # None by design: a single prefix loses the order. For a shuffled baseline (the same
+        # tokens without curriculum) give Megatron every prefix in one --data-path, unweighted.
+        "whole_corpus_prefix": None,
+        "tokens": int(per_stage.sum()),
+    }
+
+
+def _tokenize_each_phase(
+    con: duckdb.DuckDBPyConnection,
+    out_dir: Path,
+    phases: list[dict[str, Any]],
+    n_stages: int,
+    tokenizer: Tokenizer,
+    eos_token: str | None,
+    fast: FastBpe | None = None,
+) -> np.ndarray:
+    """Each phase's `.bin`/`.idx` prefix under `tokens/`; sets the phase's `megatron_prefix`
+    and `tokens`; returns the tokens of each stage."""
+    per_stage = np.zeros(n_stages, dtype=np.int64)
     for phase in phases:
         prefix = f"{TOKENS_DIR}/{phase['name']}"
         files = ", ".join(sql_literal(out_dir / f) for f in phase["files"])
         corpus = tokenize_parts(
-            [out_dir / f for f in phase["files"]], tokenizer, out_dir / prefix, eos_token
+            [out_dir / f for f in phase["files"]], tokenizer, out_dir / prefix, eos_token, fast
         )
         stage_of = np.array(
             [
@@ -314,26 +357,9 @@ def _tokenize_phases(
             ],
             dtype=np.int64,
         )
-        per_stage += np.bincount(stage_of, weights=corpus.sizes, minlength=len(stages)).astype(
+        per_stage += np.bincount(stage_of, weights=corpus.sizes, minlength=n_stages).astype(
             np.int64
         )
         phase["megatron_prefix"] = prefix
         phase["tokens"] = int(corpus.sizes.sum())
-        dtype = corpus.dtype
-    for stage in stages:
-        stage["tokens"] = int(per_stage[stage["index"]])
-    export_tokenizer(settings.tokenizer.path, eos_token, out_dir / TOKENIZER_DIR)
-    return {
-        "tokenizer": name,
-        "tokenizer_files": TOKENIZER_DIR,
-        "vocab_size": tokenizer.get_vocab_size(),
-        "eos_token": eos_token,
-        "eos_id": None if eos_token is None else tokenizer.token_to_id(eos_token),
-        "dtype": (dtype or tokenize_dtype(tokenizer)).name,
-        "format": "Megatron-LM MMapIndexedDataset v1 (see stages/tokenize.py), one prefix a phase",
-        "prefixes": [p["megatron_prefix"] for p in phases],
-        # None by design: a single prefix loses the order. For a shuffled baseline (the same
-        # tokens without curriculum) give Megatron every prefix in one --data-path, unweighted.
-        "whole_corpus_prefix": None,
-        "tokens": int(per_stage.sum()),
-    }
+    return per_stage

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import tiktoken
 import yaml
 from dagster import DagsterInstance
 
 from raising_dagster.resources import RaisingResource
 from raising_dagster.runner import run_pipeline
-from raising_dagster.stages.tokenize import load_tokenizer, read_tokenized
+from raising_dagster.stages.tokenize import GPT2_SPLIT, FastBpe, load_tokenizer, read_tokenized
 from tests.conftest import DEFINITION, FABLE, HONESTY_CODEX, write_jsonl
 
 CONTROL_TOKENS = (
@@ -45,20 +46,19 @@ def _publish(root: Path, settings_yaml: str, docs: list[dict]) -> Path:
     return store / "training_ready"
 
 
+DOCS = [
+    {"id": "fable-1", "title": "The Fox and the Grapes", "kind": "fable", "text": FABLE},
+    {"id": "def-1", "title": "Honesty", "kind": "definition", "text": DEFINITION},
+    {"id": "ctl-1", "title": "Markers", "kind": "article", "text": CONTROL_TOKENS},
+    {"id": "def-2", "title": "Truth", "kind": "definition", "text": DEFINITION + " Always."},
+]
+STEP_ONE_RECORD_A_FILE = "curriculum:\n  records_per_file: 1\n  dilemma_stage: null\n"
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     """Step pacing, one record a Parquet file (so the files outnumber ten)."""
-    docs = [
-        {"id": "fable-1", "title": "The Fox and the Grapes", "kind": "fable", "text": FABLE},
-        {"id": "def-1", "title": "Honesty", "kind": "definition", "text": DEFINITION},
-        {"id": "ctl-1", "title": "Markers", "kind": "article", "text": CONTROL_TOKENS},
-        {"id": "def-2", "title": "Truth", "kind": "definition", "text": DEFINITION + " Always."},
-    ]
-    return _publish(
-        tmp_path_factory.mktemp("step"),
-        "curriculum:\n  records_per_file: 1\n  dilemma_stage: null\n",
-        docs,
-    )
+    return _publish(tmp_path_factory.mktemp("step"), STEP_ONE_RECORD_A_FILE, DOCS)
 
 
 def _manifest(folder: Path) -> dict:
@@ -212,3 +212,26 @@ def test_corpus_carries_the_tokenizer_of_its_ids(corpus: Path) -> None:
     hf = transformers.AutoTokenizer.from_pretrained(str(folder))
     assert hf.eos_token == manifest["tokenized"]["eos_token"]
     assert hf.eos_token_id == manifest["tokenized"]["eos_id"]
+
+
+def test_an_encoder_that_disagrees_with_tokenizers_leaves_the_corpus_to_it(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _manifest(corpus)["tokenized"]["encoder"].startswith("tiktoken")
+    raw_bytes = {bytes([b]): b for b in range(256)}  # not SmolLM2's ids
+    wrong = FastBpe(
+        tiktoken.Encoding(
+            "bytes", pat_str=GPT2_SPLIT, mergeable_ranks=raw_bytes, special_tokens={}
+        ),
+        None,
+    )
+    monkeypatch.setattr("raising_dagster.stages.pack.fast_bpe", lambda tokenizer: wrong)
+    again = _publish(tmp_path, STEP_ONE_RECORD_A_FILE, DOCS)
+    tokenized = _manifest(again)["tokenized"]
+    assert tokenized["encoder"].startswith("tokenizers (tiktoken and tokenizers differ on")
+    assert tokenized["prefixes"] == _manifest(corpus)["tokenized"]["prefixes"]
+    for prefix in tokenized["prefixes"]:  # every phase encoded again, as tiktoken would have
+        for suffix in (".bin", ".idx"):
+            assert (again / f"{prefix}{suffix}").read_bytes() == (
+                corpus / f"{prefix}{suffix}"
+            ).read_bytes()

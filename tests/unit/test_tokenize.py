@@ -1,14 +1,26 @@
 """Token files: special-token strings in documents are plain text; the end-of-document token is a
-setting (datatrove's `eos_token`), validated against the tokenizer when the settings load."""
+setting (datatrove's `eos_token`), validated against the tokenizer when the settings load;
+tiktoken's encoding of a byte-level BPE vocabulary gives tokenizers' ids, byte for byte."""
 
+import gzip
+import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+import tiktoken
 
 from raising_dagster.config import load_settings
-from raising_dagster.stages.tokenize import load_tokenizer, read_tokenized, tokenize_parts
+from raising_dagster.stages.tokenize import (
+    GPT2_SPLIT,
+    FastBpe,
+    FastBpeMismatch,
+    fast_bpe,
+    load_tokenizer,
+    read_tokenized,
+    tokenize_parts,
+)
 from tests.llama3_tokenizer import END, build_llama3_style_tokenizer
 
 HOSTILE_TEXTS = [
@@ -18,6 +30,31 @@ HOSTILE_TEXTS = [
     "<|endoftext|><|endoftext|>",
     "Llama 3 uses <|begin_of_text|> and <|end_of_text|> and <|eot_id|>.",
 ]
+
+
+REAL_CORPUS = Path(__file__).resolve().parent.parent / "data" / "real_corpus"
+# What a corpus holds beyond plain prose: scripts, emoji sequences, combining marks, runs of
+# whitespace, contractions, a long unbroken token, and characters whose UTF-8 bytes SmolLM2's
+# vocabulary lacks (control bytes 0x04 and 0x1d, the plane-4 and plane-11 lead bytes 0xf1, 0xf2):
+# tokenizers drops such bytes, so those texts are left to it.
+EDGE_TEXTS = [
+    "control \x04 bytes \x1d inside",
+    "unassigned planes \U00040001 and \U000b0000 next to text",
+    "emoji 👩‍👩‍👧 and flags 🇩🇪🇯🇵, CJK 中文字符, Arabic العربية, Hindi हिन्दी, Greek ἀρετή",
+    "combining e\u0301 and n\u0303; NBSP\u00a0here; zero width\u200bjoiner",
+    "   leading spaces\n\n\ttabs\r\nCRLF  and trailing   ",
+    "don't we'll THEY'RE I'M 'S 'll 1234567 3.14159 1e-9",
+    "x" * 20_000,
+    "<|endoftext|> is text here, as is <|im_start|>",
+]
+
+
+def _real_texts() -> list[str]:
+    texts = []
+    for shard in sorted(REAL_CORPUS.glob("*.jsonl.gz")):
+        with gzip.open(shard, "rt", encoding="utf-8") as lines:
+            texts += [json.loads(line)["text"] for line in lines]
+    return texts
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +144,59 @@ def test_a_vocabulary_that_encodes_text_to_a_control_id_is_refused(tmp_path: Pat
     assert fine.sizes.tolist() == [3, 2]
     with pytest.raises(ValueError, match="control token id"):
         tokenize_parts([_part(tmp_path, ["hello <eos> hello"])], tokenizer, tmp_path / "b", None)
+
+
+def test_tiktoken_writes_the_token_files_tokenizers_writes_on_real_text(tmp_path: Path) -> None:
+    tokenizer, _ = load_tokenizer(None)
+    fast = fast_bpe(tokenizer)
+    assert fast is not None and fast.routed is not None
+    texts = _real_texts() + EDGE_TEXTS + HOSTILE_TEXTS
+    assert len(texts) > 2000
+    # only the two texts with bytes the vocabulary lacks are left to tokenizers
+    assert [t for t in texts if fast.routed.search(t)] == EDGE_TEXTS[:2]
+    part = _part(tmp_path, texts)
+    tokenize_parts([part], tokenizer, tmp_path / "slow", "<|endoftext|>")
+    tokenize_parts([part], tokenizer, tmp_path / "fast", "<|endoftext|>", fast)
+    for suffix in (".bin", ".idx"):
+        assert (tmp_path / f"fast{suffix}").read_bytes() == (
+            tmp_path / f"slow{suffix}"
+        ).read_bytes()
+    decoded = [tokenizer.decode(s[:-1].tolist()) for s in read_tokenized(tmp_path / "fast")]
+    assert decoded[-len(HOSTILE_TEXTS) :] == HOSTILE_TEXTS
+
+
+def test_fast_bpe_refuses_vocabularies_whose_ids_it_could_not_match(llama3_dir: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    assert fast_bpe(load_tokenizer(llama3_dir)[0]) is None  # its own split regex
+
+    def byte_level(merged_ids: dict[str, int]) -> Tokenizer:
+        vocab = {ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+        merges = [("a", "b"), ("ab", "c")]
+        tokenizer = Tokenizer(models.BPE(vocab={**vocab, **merged_ids}, merges=merges))
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        return tokenizer
+
+    assert fast_bpe(byte_level({"ab": 256, "abc": 257})) is not None
+    # "abc" ranked before "ab", its own first half: tiktoken would merge in another order
+    assert fast_bpe(byte_level({"ab": 257, "abc": 256})) is None
+    with_prefix = byte_level({"ab": 256, "abc": 257})
+    with_prefix.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    assert fast_bpe(with_prefix) is None
+
+
+def wrong_fast_bpe() -> FastBpe:
+    """A tiktoken encoder over raw bytes: not SmolLM2's ids."""
+    ranks = {bytes([b]): b for b in range(256)}
+    encoding = tiktoken.Encoding(
+        "bytes", pat_str=GPT2_SPLIT, mergeable_ranks=ranks, special_tokens={}
+    )
+    return FastBpe(encoding, None)
+
+
+def test_a_tiktoken_encoder_that_disagrees_is_caught(tmp_path: Path) -> None:
+    tokenizer, _ = load_tokenizer(None)
+    with pytest.raises(FastBpeMismatch, match=r"differ on 'A plain first record\.'"):
+        tokenize_parts(
+            [_part(tmp_path, HOSTILE_TEXTS)], tokenizer, tmp_path / "t", None, wrong_fast_bpe()
+        )
