@@ -19,7 +19,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import re
 import struct
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +27,8 @@ from itertools import chain
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import tiktoken
 from tokenizers import Tokenizer
@@ -137,9 +138,9 @@ def _byte_of_char() -> dict[str, int]:
 
 
 def _chars_with_byte(missing: set[int]) -> str | None:
-    """A regex class of the characters whose UTF-8 form holds one of `missing` (bytes the
-    vocabulary lacks: tokenizers drops them, tiktoken cannot encode them); None when a
-    continuation byte is missing (too many characters to route)."""
+    """A regex class (RE2 syntax) of the characters whose UTF-8 form holds one of `missing`
+    (bytes the vocabulary lacks: tokenizers drops them, tiktoken cannot encode them); None when
+    a continuation byte is missing (too many characters to route)."""
     ranges = []
     for b in sorted(missing):
         if b < 0x80:
@@ -153,16 +154,19 @@ def _chars_with_byte(missing: set[int]) -> str | None:
         elif 0xF0 <= b < 0xF5:
             ranges.append(((b & 0x07) << 18, ((b & 0x07) << 18) + 0x3FFFF))
         # 0xC0, 0xC1, 0xF5..0xFF never occur in UTF-8
-    return "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in ranges) or None
+    return (
+        "[" + "".join(f"\\x{{{lo:x}}}-\\x{{{hi:x}}}" for lo, hi in ranges) + "]" if ranges else None
+    )
 
 
 @dataclass(frozen=True)
 class FastBpe:
     """tiktoken over a byte-level BPE vocabulary: the same ids as tokenizers (`fast_bpe`).
-    Texts with a character of `routed` (a byte the vocabulary lacks) go to tokenizers."""
+    Texts matching `routed` (a character with a byte the vocabulary lacks; RE2 syntax, as
+    pyarrow runs it) go to tokenizers."""
 
     encoding: tiktoken.Encoding
-    routed: re.Pattern[str] | None
+    routed: str | None
 
 
 def fast_bpe(tokenizer: Tokenizer) -> FastBpe | None:
@@ -207,7 +211,7 @@ def fast_bpe(tokenizer: Tokenizer) -> FastBpe | None:
     encoding = tiktoken.Encoding(
         "raising-fast-bpe", pat_str=GPT2_SPLIT, mergeable_ranks=ranks, special_tokens={}
     )
-    return FastBpe(encoding, re.compile(f"[{routed}]") if routed else None)
+    return FastBpe(encoding, routed)
 
 
 class FastBpeMismatch(RuntimeError):
@@ -215,12 +219,15 @@ class FastBpeMismatch(RuntimeError):
     should not have): the corpus is encoded again with tokenizers alone."""
 
 
-def _encode(tokenizer: Tokenizer, fast: FastBpe | None, texts: list[str]) -> list[list[int]]:
+def _encode(tokenizer: Tokenizer, fast: FastBpe | None, column: pa.Array) -> list[list[int]]:
     """Token ids of each text, by tiktoken where `fast` allows; the first CROSS_CHECKED texts
     tiktoken encoded are encoded by tokenizers too and must match (else FastBpeMismatch)."""
+    texts = column.to_pylist()
     if fast is None:
         return [e.ids for e in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
-    routed = {i for i, t in enumerate(texts) if fast.routed.search(t)} if fast.routed else set()
+    routed: set[int] = set()
+    if fast.routed:
+        routed = set(np.flatnonzero(pc.match_substring_regex(column, fast.routed)).tolist())
     plain = [t for i, t in enumerate(texts) if i not in routed]
     ids = fast.encoding.encode_ordinary_batch(plain, num_threads=_THREADS)
     reference = tokenizer.encode_batch_fast(plain[:CROSS_CHECKED], add_special_tokens=False)
@@ -265,7 +272,7 @@ def tokenize_parts(
     with bin_file.open("wb") as out:
         for part in parts:
             for batch in pq.ParquetFile(part).iter_batches(batch_size=_BATCH, columns=["text"]):
-                ids = _encode(tokenizer, fast, batch.column("text").to_pylist())
+                ids = _encode(tokenizer, fast, batch.column("text"))
                 lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
                 flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=lengths.sum())
                 if is_control[flat].any():
