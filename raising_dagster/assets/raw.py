@@ -24,7 +24,7 @@ from raising_dagster.expectations.invariants import records_conserved
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
 from raising_dagster.schema import RAW_SCHEMA, RUN_ID, STORED
-from raising_dagster.stages.ingest import ShardError, list_shards, read_shard
+from raising_dagster.stages.ingest import find_shard, read_shard
 from raising_dagster.storage import S3Path
 from raising_dagster.store import write_json, write_parquet
 
@@ -48,11 +48,8 @@ def raw_docs(context: AssetExecutionContext, raising: RaisingResource) -> Materi
     """Documents of one raw shard (JSONL(.gz/.zst), Parquet or .txt); bad records quarantined."""
     key = context.partition_key
     layout = raising.layout
-    shards = list_shards(raising.settings.landing_dir)
-    if key not in shards:
-        raise ShardError(f"partition {key!r} has no shard file in {raising.settings.landing_dir}")
     settings = raising.settings
-    shard = shards[key]
+    shard = find_shard(settings.landing_dir, key)
     # an S3 object's ETag as listed, before it is read: the sensor compares it with its cursor
     etag = shard.etag if isinstance(shard, S3Path) else None
     read = read_shard(shard, settings.ingest)

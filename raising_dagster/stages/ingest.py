@@ -183,6 +183,24 @@ def list_shards(landing_dir: Location | str) -> dict[str, Location]:
     return scan_landing(landing_dir).shards
 
 
+def find_shard(landing_dir: Location | str, key: str) -> Location:
+    """The shard file of one partition key, as `scan_landing` chooses it, or ShardError. A file
+    named exactly like the key wins every collision, so it is looked at alone (one stat and
+    header read, on S3 one HEAD and a ranged GET: a backfill of N shards does not list the
+    folder N times); only a key made from an unsafe name needs the listing."""
+    landing_dir = location(landing_dir)
+    named = landing_dir / key
+    if key == partition_key(key) and is_shard(named):
+        problem = _unreadable(named)
+        if problem is not None:
+            raise ShardError(f"shard {key!r} in {landing_dir} is unreadable: {problem}")
+        return named
+    shards = list_shards(landing_dir)
+    if key not in shards:
+        raise ShardError(f"partition {key!r} has no shard file in {landing_dir}")
+    return shards[key]
+
+
 @dataclass(frozen=True)
 class ShardRead:
     """What one shard yields: documents, quarantined records, the count of records seen, and why

@@ -132,6 +132,32 @@ def test_odd_files_are_skipped_with_a_reason_and_the_rest_is_read(tmp_path: Path
     assert all(s.detail for s in scan.skipped)
 
 
+
+def test_a_partition_finds_the_shard_the_scan_chose_listing_only_for_made_up_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "good.jsonl").write_bytes(_jsonl(2))
+    (tmp_path / "a b.jsonl").write_bytes(_jsonl(1))
+    (tmp_path / "a_b.jsonl").write_bytes(_jsonl(1))
+    (tmp_path / "c d.jsonl").write_bytes(_jsonl(1))  # its key, c_d.jsonl, names no file
+    (tmp_path / "truncated.parquet").write_bytes(b"PAR1\x00\x01")
+    scan = ingest.scan_landing(tmp_path)
+    assert list(scan.shards) == ["a_b.jsonl", "c_d.jsonl", "good.jsonl"]
+    for key, path in scan.shards.items():
+        assert ingest.find_shard(tmp_path, key) == path
+    with pytest.raises(ingest.ShardError, match="unreadable: not readable Parquet"):
+        ingest.find_shard(tmp_path, "truncated.parquet")
+    with pytest.raises(ingest.ShardError, match="has no shard file"):
+        ingest.find_shard(tmp_path, "gone.jsonl")
+
+    def no_listing(landing_dir: object) -> None:
+        raise AssertionError("the landing folder was listed")
+
+    monkeypatch.setattr(ingest, "scan_landing", no_listing)
+    assert ingest.find_shard(tmp_path, "good.jsonl") == tmp_path / "good.jsonl"
+    assert ingest.find_shard(tmp_path, "a_b.jsonl") == tmp_path / "a_b.jsonl"
+
+
 # item 12
 def test_utf8_bom_is_stripped_not_invalid_json(tmp_path: Path) -> None:
     path = tmp_path / "bom.jsonl"
