@@ -25,6 +25,7 @@ class TemplateTeacher:
     def __init__(self, identity: IdentityCard) -> None:
         self.identity = identity
         self._shas: dict[str, str] = {}
+        self._sampling: dict[str, str] = {}
 
     def prompt_sha(self, stage: Stage) -> str:
         return self.sha(TASKS[stage].template_id)
@@ -51,12 +52,15 @@ class TemplateTeacher:
 
     def lineage(self, prompt_id: str, seed: int, **fields: Any) -> Lineage:
         """The lineage of a record this teacher wrote."""
+        if prompt_id not in self._sampling:
+            sampling = load_prompt(prompt_id).sampling
+            self._sampling[prompt_id] = json.dumps(sampling, sort_keys=True)
         return Lineage(
             teacher_backend=self.backend,
             teacher_model=self.model,
             prompt_id=prompt_id,
             prompt_sha=self.sha(prompt_id),
-            sampling=json.dumps(load_prompt(prompt_id).sampling, sort_keys=True),
+            sampling=self._sampling[prompt_id],
             seed=seed,
             **fields,
         )
