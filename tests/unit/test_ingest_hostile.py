@@ -132,7 +132,6 @@ def test_odd_files_are_skipped_with_a_reason_and_the_rest_is_read(tmp_path: Path
     assert all(s.detail for s in scan.skipped)
 
 
-
 def test_a_partition_finds_the_shard_the_scan_chose_listing_only_for_made_up_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
