@@ -140,14 +140,12 @@ def _byte_of_char() -> dict[str, int]:
 
 def _chars_with_byte(missing: set[int]) -> str | None:
     """A regex class (RE2 syntax) of the characters whose UTF-8 form holds one of `missing`
-    (bytes the vocabulary lacks: tokenizers drops them, tiktoken cannot encode them); None when
-    a continuation byte is missing (too many characters to route)."""
+    (bytes the vocabulary lacks, none of them a continuation byte: tokenizers drops them,
+    tiktoken cannot encode them); None when no character has one."""
     ranges = []
     for b in sorted(missing):
         if b < 0x80:
             ranges.append((b, b))
-        elif 0x80 <= b < 0xC0:
-            return None
         elif 0xC2 <= b < 0xE0:
             ranges.append(((b & 0x1F) << 6, ((b & 0x1F) << 6) + 0x3F))
         elif 0xE0 <= b < 0xF0:
@@ -176,8 +174,9 @@ def fast_bpe(tokenizer: Tokenizer) -> FastBpe | None:
     Accepted: no normalizer; the ByteLevel pre-tokenizer with GPT-2's split and no prefix
     space; a BPE model without dropout, affixes, byte fallback or ignore_merges; only special
     added tokens (read as plain text here); merges whose results are distinct tokens with ids
-    rising in merge order, so tiktoken's lowest-rank pair is tokenizers' first merge. Only the
-    single bytes and the merge results are ranked: tiktoken never forms another token."""
+    rising in merge order (needed for tiktoken's lowest-rank pair to be tokenizers' next merge;
+    not proof, hence the cross-check in `tokenize_parts`). Only the single bytes and the merge
+    results are ranked: tiktoken never forms another token."""
     spec = json.loads(tokenizer.to_str())
     model, pre = spec.get("model") or {}, spec.get("pre_tokenizer") or {}
     if (
@@ -206,13 +205,12 @@ def fast_bpe(tokenizer: Tokenizer) -> FastBpe | None:
             return None
         ranks[bytes(byte_of[c] for c in merged)] = last = rank
     missing = set(range(256)) - {k[0] for k in ranks if len(k) == 1}
-    routed = _chars_with_byte(missing) if missing else None
-    if missing and routed is None:
+    if any(0x80 <= b < 0xC0 for b in missing):  # a continuation byte: too many texts to route
         return None
     encoding = tiktoken.Encoding(
         "raising-fast-bpe", pat_str=GPT2_SPLIT, mergeable_ranks=ranks, special_tokens={}
     )
-    return FastBpe(encoding, routed)
+    return FastBpe(encoding, _chars_with_byte(missing))
 
 
 class FastBpeMismatch(RuntimeError):

@@ -181,6 +181,18 @@ def test_fast_bpe_refuses_vocabularies_whose_ids_it_could_not_match(llama3_dir: 
         return tokenizer
 
     assert fast_bpe(byte_level({"ab": 256, "abc": 257})) is not None
+
+    def without_byte(char: str) -> FastBpe | None:  # char: the byte's letter in the alphabet
+        spec = json.loads(byte_level({"ab": 256, "abc": 257}).to_str())
+        del spec["model"]["vocab"][char]
+        return fast_bpe(Tokenizer.from_str(json.dumps(spec)))
+
+    # without 0xc0 ("À"), which UTF-8 never uses, nothing is routed; without 0x7f ("ġ") the
+    # texts holding that character are; without the continuation byte 0x80 ("Ģ"): refused
+    assert (without_c0 := without_byte("À")) is not None and without_c0.routed is None
+    assert (without_7f := without_byte("ġ")) is not None
+    assert without_7f.routed == "[\\x{7f}-\\x{7f}]"
+    assert without_byte("Ģ") is None
     # "abc" ranked before "ab", its own first half: tiktoken would merge in another order
     assert fast_bpe(byte_level({"ab": 257, "abc": 256})) is None
     with_prefix = byte_level({"ab": 256, "abc": 257})
