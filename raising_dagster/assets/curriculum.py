@@ -316,7 +316,7 @@ def training_ready_corpus(
         build_lineage(
             con,
             staging / "data" / "*.parquet",
-            {a: [layout.shard_file(a, k) for k in shards] for a in _LINEAGE_ASSETS},
+            {k: {a: layout.shard_file(a, k) for a in _LINEAGE_ASSETS} for k in shards},
             shard_stats,
             staging / LINEAGE_FILE,
         )

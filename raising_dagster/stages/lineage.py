@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 import yaml
 
 from raising_dagster.config import RaisingSettings
 from raising_dagster.schema import RUN_ID
-from raising_dagster.stages.order import run_sql, sql_files, sql_literal
+from raising_dagster.stages.order import run_sql, sql_literal
 from raising_dagster.storage import Location, attach
 from raising_dagster.teacher.base import LINEAGE_FIELDS, STAGES
 
@@ -83,6 +84,7 @@ _COLUMNS = {
     "grounding": "INTEGER",
 }
 _TEXT_SHOWN = 600
+_ROW_GROUP = 20_000
 
 
 def _typed(select: str) -> str:
@@ -96,13 +98,15 @@ def _typed(select: str) -> str:
 def build_lineage(
     con: duckdb.DuckDBPyConnection,
     ordered_file: Path,
-    stage_files: dict[str, list[Location]],
+    shard_files: dict[str, dict[str, Location]],
     shard_stats: list[dict[str, Any]],
     out_file: Path,
 ) -> int:
-    """Write the lineage table of the documents in `ordered_file` (module doc); `stage_files`
-    maps `raw_docs`, `scored_docs` and each framing stage's asset to its per-shard files.
-    Returns the rows written."""
+    """Write the lineage table of the documents in `ordered_file` (module doc) to `out_file` (a
+    local file); `shard_files` maps each shard to its files by asset (`raw_docs`, `scored_docs`,
+    each framing stage's). Ordered by shard, document and stage, written one shard at a time
+    through one Parquet writer, so memory holds one shard's texts, never the corpus's (all of them
+    sorted at once ran DuckDB out of its 2 GB at 200k documents). Returns the rows written."""
     files = {
         s["shard"]: {"file": s.get("file"), "file_sha": s.get("content_sha")} for s in shard_stats
     }
@@ -114,21 +118,45 @@ def build_lineage(
             "INSERT INTO shard_files VALUES (?, ?, ?)",
             [(k, v["file"], v["file_sha"]) for k, v in files.items()],
         )
-    docs = f"(SELECT DISTINCT shard, source_doc_id FROM read_parquet({sql_literal(ordered_file)}))"
+    run_sql(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE lineage_docs AS
+            SELECT DISTINCT shard, source_doc_id FROM read_parquet({sql_literal(ordered_file)})
+            ORDER BY shard""",
+    )
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    empty = con.sql(f"SELECT * FROM ({_typed('SELECT 1 AS shard WHERE false')})")
+    schema = empty.to_arrow_table().schema
+    rows = 0
+    with pq.ParquetWriter(out_file, schema, compression="zstd") as writer:
+        for shard in sorted(shard_files):  # byte order of UTF-8: DuckDB's order of VARCHAR
+            union = _shard_lineage(shard, shard_files[shard])
+            batches = con.sql(
+                f"SELECT * FROM ({union}) ORDER BY source_doc_id, stage_index"
+            ).to_arrow_reader(_ROW_GROUP)
+            for batch in batches:
+                writer.write_batch(batch, row_group_size=_ROW_GROUP)
+                rows += batch.num_rows
+    return rows
+
+
+def _shard_lineage(shard: str, files: dict[str, Location]) -> str:
+    """The lineage rows of one shard's documents in the curriculum, from each stage's file."""
+    docs = f"(SELECT source_doc_id FROM lineage_docs WHERE shard = {sql_literal(shard)})"
     scores = ", ".join(f"'{f}': s.{f}" for f in SCORE_FIELDS)
     lineage = ", ".join(f"r.{c}" for c in LINEAGE_FIELDS)
     selects = [
         f"""SELECT r.shard, r.doc_id AS source_doc_id, 'raw' AS stage, 0 AS stage_index, r.text,
                    r.* EXCLUDE (shard, doc_id, text, meta, normalized, redactions),
                    f.file, f.sha AS file_sha
-            FROM read_parquet({sql_files(stage_files["raw_docs"])}, union_by_name = true) r
-            SEMI JOIN {docs} d ON d.shard = r.shard AND d.source_doc_id = r.doc_id
+            FROM read_parquet({sql_literal(files["raw_docs"])}) r
+            SEMI JOIN {docs} d ON d.source_doc_id = r.doc_id
             LEFT JOIN shard_files f ON f.shard = r.shard""",
         f"""SELECT s.shard, s.doc_id AS source_doc_id, 'scored' AS stage, 1 AS stage_index,
                    s.kind, to_json({{{scores}}}) AS scores,
                    s.* EXCLUDE (shard, doc_id, kind, {", ".join(SCORE_FIELDS)})
-            FROM read_parquet({sql_files(stage_files["scored_docs"])}, union_by_name = true) s
-            SEMI JOIN {docs} d ON d.shard = s.shard AND d.source_doc_id = s.doc_id""",
+            FROM read_parquet({sql_literal(files["scored_docs"])}) s
+            SEMI JOIN {docs} d ON d.source_doc_id = s.doc_id""",
     ]
     for index, stage in enumerate(STAGES, start=2):
         selects.append(
@@ -136,19 +164,10 @@ def build_lineage(
                        {index} AS stage_index, r.text, r.kind, r.title, r.input_sha, {lineage},
                        r.* EXCLUDE (shard, doc_id, source_doc_id, text, kind, title, input_sha,
                                     {", ".join(LINEAGE_FIELDS)})
-                FROM read_parquet({sql_files(stage_files[f"{stage}_docs"])},
-                                  union_by_name = true) r
-                SEMI JOIN {docs} d ON d.shard = r.shard AND d.source_doc_id = r.doc_id"""
+                FROM read_parquet({sql_literal(files[f"{stage}_docs"])}) r
+                SEMI JOIN {docs} d ON d.source_doc_id = r.doc_id"""
         )
-    union = "\nUNION ALL BY NAME\n".join(f"({_typed(s)})" for s in selects)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    run_sql(
-        con,
-        f"""COPY (SELECT * FROM ({union}) ORDER BY shard, source_doc_id, stage_index)
-            TO {sql_literal(out_file)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 20000)""",
-    )
-    ((rows,),) = run_sql(con, f"SELECT count(*) FROM read_parquet({sql_literal(out_file)})")
-    return int(rows)
+    return "\nUNION ALL BY NAME\n".join(f"({_typed(s)})" for s in selects)
 
 
 class TraceNotFound(LookupError):

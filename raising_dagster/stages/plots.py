@@ -1,16 +1,27 @@
-"""Plots a person would rather look at than read: PNGs of the curriculum, from DuckDB aggregates."""
+"""Plots a person would rather look at than read: PNGs of the curriculum, from DuckDB aggregates.
+
+matplotlib is imported when the first plot is drawn (`_figure`), not with this module: it costs
+about a second, and the processes that only raise shards never draw."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-from matplotlib.figure import Figure
 
 from raising_dagster.stages.order import run_sql, sql_literal
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 _BINS = 40
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
 
 
 def difficulty_by_stage(
@@ -22,7 +33,7 @@ def difficulty_by_stage(
         f"""SELECT stage_index, least(floor(difficulty * {_BINS}), {_BINS - 1}) AS bin, count(*)
             FROM read_parquet({sql_literal(records)}) GROUP BY ALL ORDER BY ALL""",
     )
-    fig = Figure(figsize=(7, 3.5))
+    fig = _figure(7, 3.5)
     ax = fig.subplots()
     for index, name in enumerate(stages):
         counts = [0] * _BINS
@@ -38,7 +49,7 @@ def difficulty_by_stage(
 def value_coverage(stage_summaries: list[dict[str, Any]], values: list[str], out: Path) -> Path:
     """Heatmap: the share of each stage's records that express each codex value."""
     grid = [[s["value_coverage"].get(v, 0.0) for v in values] for s in stage_summaries]
-    fig = Figure(figsize=(1 + 0.8 * len(values), 1 + 0.6 * len(stage_summaries)))
+    fig = _figure(1 + 0.8 * len(values), 1 + 0.6 * len(stage_summaries))
     ax = fig.subplots()
     image = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(values)), values, rotation=45, ha="right")
@@ -81,7 +92,7 @@ def stage_mix(
         totals[int(bin_)] += count
     for bin_, stage, count in rows:
         shares[stage][int(bin_)] = count / totals[int(bin_)]
-    fig = Figure(figsize=(7, 3.5))
+    fig = _figure(7, 3.5)
     ax = fig.subplots()
     ax.stackplot([(i + 0.5) / _BINS for i in range(_BINS)], shares, labels=stages, alpha=0.8)
     n = sum(totals)
