@@ -1,9 +1,12 @@
 """The curriculum order: stages from difficulty and dilemmas, determinism, variants, contiguity."""
 
+import gzip
+import json
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 import pytest
 
 from raising_dagster.config import (
@@ -22,6 +25,8 @@ from raising_dagster.stages.score import score_docs
 from raising_dagster.stages.synth import synth_docs
 from raising_dagster.teacher import TemplateTeacher
 from tests.conftest import DEFINITION, DILEMMA, FABLE
+
+REAL_CORPUS = Path(__file__).resolve().parent.parent / "data" / "real_corpus"
 
 
 def _write_shard(root: Path, shard: str, raw: pl.DataFrame, social_share: float = 1.0) -> None:
@@ -329,3 +334,27 @@ def test_a_codex_no_assignment_can_meet_is_reported_with_its_reason(store: Path)
         "stage foundations: the codex's min shares add up to 2.40, more than a record can teach "
         "(max_taught_values 2)"
     ]
+
+
+def test_count_pieces_counts_what_regexp_extract_all_returns_on_real_text() -> None:
+    texts = []
+    for shard in sorted(REAL_CORPUS.glob("*.jsonl.gz")):
+        with gzip.open(shard, "rt", encoding="utf-8") as lines:
+            texts += [json.loads(line)["text"] for line in lines]
+    texts += [
+        "a\u00a0b, Привет, мир! e\u0301 👩\u200d👩\u200d👧 中文字符。 ٣٤ ١٢",
+        "tab\tnew\nline\r\n\x0b\x0c end\u2028\u2029\u3000x",
+        "_a_ b-c \x07\x1b[0m",
+        "",
+        "   ",
+        None,
+    ]
+    con = connect()
+    con.register("texts", pa.table({"text": pa.array(texts, pa.string())}))
+    counted = con.sql(
+        """SELECT count_pieces(text) AS mine, len(regexp_extract_all(text, '\\w+|[^\\w\\s]'))
+           AS theirs FROM texts"""
+    ).fetchall()
+    assert len(counted) > 2000
+    assert [mine for mine, _ in counted] == [theirs for _, theirs in counted]
+    assert counted[-1] == (None, None)
