@@ -8,8 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import tiktoken
 
 from raising_dagster.config import RaisingSettings, load_settings
+from raising_dagster.stages.tokenize import GPT2_SPLIT, FastBpe
 
 # The codex the small `landing` corpus can carry (see the file): pass it to runs that publish.
 HONESTY_CODEX = Path(__file__).parent / "honesty_codex.yaml"
@@ -87,3 +89,13 @@ def make_shard(tmp_path: Path) -> Callable[[str, list[object]], Path]:
         return write_jsonl(folder / name, records)
 
     return make
+
+
+def raw_byte_encoder() -> FastBpe:
+    """A tiktoken encoder whose ids are the raw bytes: never SmolLM2's ids (a `fast_bpe` that
+    should have been refused)."""
+    ranks = {bytes([b]): b for b in range(256)}
+    encoding = tiktoken.Encoding(
+        "raw-bytes", pat_str=GPT2_SPLIT, mergeable_ranks=ranks, special_tokens={}
+    )
+    return FastBpe(encoding, None)

@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-import tiktoken
 import yaml
 from dagster import DagsterInstance
 
 from raising_dagster.resources import RaisingResource
 from raising_dagster.runner import run_pipeline
-from raising_dagster.stages.tokenize import GPT2_SPLIT, FastBpe, load_tokenizer, read_tokenized
-from tests.conftest import DEFINITION, FABLE, HONESTY_CODEX, write_jsonl
+from raising_dagster.stages.tokenize import load_tokenizer, read_tokenized
+from tests.conftest import DEFINITION, FABLE, HONESTY_CODEX, raw_byte_encoder, write_jsonl
 
 CONTROL_TOKENS = (
     "Chat logs mark turns with <|im_start|>user and <|im_end|>; GPT-2 ends documents with "
@@ -218,13 +217,7 @@ def test_an_encoder_that_disagrees_with_tokenizers_leaves_the_corpus_to_it(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert _manifest(corpus)["tokenized"]["encoder"].startswith("tiktoken")
-    raw_bytes = {bytes([b]): b for b in range(256)}  # not SmolLM2's ids
-    wrong = FastBpe(
-        tiktoken.Encoding(
-            "bytes", pat_str=GPT2_SPLIT, mergeable_ranks=raw_bytes, special_tokens={}
-        ),
-        None,
-    )
+    wrong = raw_byte_encoder()
     monkeypatch.setattr("raising_dagster.stages.pack.fast_bpe", lambda tokenizer: wrong)
     again = _publish(tmp_path, STEP_ONE_RECORD_A_FILE, DOCS)
     tokenized = _manifest(again)["tokenized"]

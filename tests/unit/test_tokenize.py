@@ -11,11 +11,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-import tiktoken
 
 from raising_dagster.config import load_settings
 from raising_dagster.stages.tokenize import (
-    GPT2_SPLIT,
     FastBpe,
     FastBpeMismatch,
     fast_bpe,
@@ -23,6 +21,7 @@ from raising_dagster.stages.tokenize import (
     read_tokenized,
     tokenize_parts,
 )
+from tests.conftest import raw_byte_encoder
 from tests.llama3_tokenizer import END, build_llama3_style_tokenizer
 
 HOSTILE_TEXTS = [
@@ -200,18 +199,9 @@ def test_fast_bpe_refuses_vocabularies_whose_ids_it_could_not_match(llama3_dir: 
     assert fast_bpe(with_prefix) is None
 
 
-def wrong_fast_bpe() -> FastBpe:
-    """A tiktoken encoder over raw bytes: not SmolLM2's ids."""
-    ranks = {bytes([b]): b for b in range(256)}
-    encoding = tiktoken.Encoding(
-        "bytes", pat_str=GPT2_SPLIT, mergeable_ranks=ranks, special_tokens={}
-    )
-    return FastBpe(encoding, None)
-
-
 def test_a_tiktoken_encoder_that_disagrees_is_caught(tmp_path: Path) -> None:
     tokenizer, _ = load_tokenizer(None)
     with pytest.raises(FastBpeMismatch, match=r"differ on 'A plain first record\.'"):
         tokenize_parts(
-            [_part(tmp_path, HOSTILE_TEXTS)], tokenizer, tmp_path / "t", None, wrong_fast_bpe()
+            [_part(tmp_path, HOSTILE_TEXTS)], tokenizer, tmp_path / "t", None, raw_byte_encoder()
         )
