@@ -223,23 +223,26 @@ def _encode(tokenizer: Tokenizer, fast: FastBpe | None, column: pa.Array) -> lis
     tiktoken encoded are encoded by tokenizers too and must match (else FastBpeMismatch)."""
     texts = column.to_pylist()
     if fast is None:
-        return [e.ids for e in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+        return _by_tokenizers(tokenizer, texts)
     routed: set[int] = set()
     if fast.routed:
         routed = set(np.flatnonzero(pc.match_substring_regex(column, fast.routed)).tolist())
     plain = [t for i, t in enumerate(texts) if i not in routed]
     ids = fast.encoding.encode_ordinary_batch(plain, num_threads=_THREADS)
-    reference = tokenizer.encode_batch_fast(plain[:CROSS_CHECKED], add_special_tokens=False)
+    reference = _by_tokenizers(tokenizer, plain[:CROSS_CHECKED])
     for text, mine, theirs in zip(plain, ids, reference, strict=False):
-        if mine != theirs.ids:
+        if mine != theirs:
             raise FastBpeMismatch(f"tiktoken and tokenizers differ on {text[:80]!r}")
     if not routed:
         return ids
-    slow = iter(
-        tokenizer.encode_batch_fast([texts[i] for i in sorted(routed)], add_special_tokens=False)
-    )
+    slow = iter(_by_tokenizers(tokenizer, [texts[i] for i in sorted(routed)]))
     quick = iter(ids)
-    return [next(slow).ids if i in routed else next(quick) for i in range(len(texts))]
+    return [next(slow) if i in routed else next(quick) for i in range(len(texts))]
+
+
+def _by_tokenizers(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text by the tokenizers library (its threads, without offsets)."""
+    return [e.ids for e in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
 
 
 def tokenize_parts(
