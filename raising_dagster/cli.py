@@ -203,6 +203,11 @@ def run(
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
+    workers = None
+    if parallel > 1 and settings.teacher.backend != "vllm":
+        from raising_dagster.shard_workers import start_shard_workers
+
+        workers = start_shard_workers(parallel - 1)  # they import Dagster while this does
 
     from dagster import DagsterInstance
 
@@ -221,15 +226,21 @@ def run(
         raising.settings  # noqa: B018 - validate settings before any run starts
     # one runner at a time per output folder and instance, locked before the instance is first
     # created (two processes creating one SQLite instance leave it with two alembic heads)
-    with hold_output([lock_folder(raising.settings), home], progress=click.echo):
-        try:  # the shipped dagster.yaml: SQLite, or Postgres when DAGSTER_PG_URL is set
-            warning = prepare_home(home)
-        except InstanceConfigError as exc:
-            raise InvalidInput(str(exc)) from None
-        if warning:
-            click.echo(f"Warning: {warning}", err=True)
-        with DagsterInstance.get() as instance:
-            report = run_pipeline(raising, instance, progress=click.echo, parallel=parallel)
+    try:
+        with hold_output([lock_folder(raising.settings), home], progress=click.echo):
+            try:  # the shipped dagster.yaml: SQLite, or Postgres when DAGSTER_PG_URL is set
+                warning = prepare_home(home)
+            except InstanceConfigError as exc:
+                raise InvalidInput(str(exc)) from None
+            if warning:
+                click.echo(f"Warning: {warning}", err=True)
+            with DagsterInstance.get() as instance:
+                report = run_pipeline(
+                    raising, instance, progress=click.echo, parallel=parallel, workers=workers
+                )
+    finally:
+        if workers is not None:
+            workers.shutdown(wait=False)
     if not report.shards:
         raise InvalidInput(f"no shards found in landing folder {landing}")
     if not report.published:

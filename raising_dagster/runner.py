@@ -17,7 +17,6 @@ still marked as started in the instance (marked failed, with a reason).
 from __future__ import annotations
 
 import fcntl
-import multiprocessing
 import os
 import queue
 import shutil
@@ -50,6 +49,7 @@ from raising_dagster.config import RaisingSettings
 from raising_dagster.definitions import build_definitions
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
+from raising_dagster.shard_workers import start_shard_workers
 from raising_dagster.stages.ingest import SkippedFile, scan_landing
 from raising_dagster.stages.shards import Withdrawals
 
@@ -312,11 +312,13 @@ def _raise_in_parallel(
     instance: DagsterInstance,
     keys: list[str],
     runs_at_once: int,
+    workers: ProcessPoolExecutor | None = None,
 ) -> Iterator[ShardOutcome]:
     """`raise_shard` for every key, `runs_at_once` at a time: this process runs one after
-    another itself while `runs_at_once - 1` spawned worker processes run the others (each
-    process imports Dagster, Great Expectations and the stages once). Outcomes come as this
-    process finishes its runs, the workers' in between; a worker that dies fails its shard."""
+    another itself while `runs_at_once - 1` worker processes (`workers`, else started here) run
+    the others (each process imports Dagster, Great Expectations and the stages once). Outcomes
+    come as this process finishes its runs, the workers' in between; a worker that dies fails
+    its shard."""
     todo = deque(keys)
     taking = threading.Lock()
     finished: queue.SimpleQueue[ShardOutcome | BaseException] = queue.SimpleQueue()
@@ -356,18 +358,20 @@ def _raise_in_parallel(
                 raise item
             yield item
 
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=runs_at_once - 1, mp_context=context) as pool:
-        dispatcher = threading.Thread(target=dispatch, args=(pool,), name="raise-dispatch")
-        dispatcher.start()
-        try:
-            while (key := take()) is not None:
-                yield _raise_shard(defs, instance, key)
-                yield from drain()
-        finally:
-            stop.set()  # after an error here: start no other run
-            dispatcher.join()
-        yield from drain()
+    pool = workers if workers is not None else start_shard_workers(runs_at_once - 1)
+    dispatcher = threading.Thread(target=dispatch, args=(pool,), name="raise-dispatch")
+    dispatcher.start()
+    try:
+        while (key := take()) is not None:
+            yield _raise_shard(defs, instance, key)
+            yield from drain()
+    finally:
+        stop.set()  # after an error here: start no other run
+        dispatcher.join()
+        # every run has ended; the workers' exits (about 1.5 s: their interpreters' teardown)
+        # overlap what comes next instead of delaying it
+        pool.shutdown(wait=False)
+    yield from drain()
 
 
 def run_pipeline(
@@ -375,24 +379,33 @@ def run_pipeline(
     instance: DagsterInstance,
     progress: Progress = lambda message: None,
     parallel: int = 1,
+    workers: ProcessPoolExecutor | None = None,
 ) -> PipelineReport:
     """Register every shard of the landing folder, raise each (`parallel` at a time, module doc),
     then publish the curriculum unless a blocking check failed; `progress` hears a line per
     finished run and per skipped file. Holds the store and the instance folder (module doc). A
-    vLLM engine started by the runs is shared by all of them and shut down at the end."""
+    vLLM engine started by the runs is shared by all of them and shut down at the end.
+    `workers`: `parallel - 1` worker processes started earlier (`start_shard_workers`), shut
+    down here, used or not."""
     if parallel < 1:
         raise ValueError(f"parallel must be at least 1, not {parallel}")
     folders = [lock_folder(raising.settings), Path(instance.root_directory)]
     try:
         with hold_output(folders, progress):
-            return _run_pipeline(raising, instance, progress, parallel)
+            return _run_pipeline(raising, instance, progress, parallel, workers)
     finally:
+        if workers is not None:
+            workers.shutdown(wait=False)
         if "raising_dagster.teacher.vllm" in sys.modules:
             sys.modules["raising_dagster.teacher.vllm"].shutdown_engines()
 
 
 def _run_pipeline(
-    raising: RaisingResource, instance: DagsterInstance, progress: Progress, parallel: int
+    raising: RaisingResource,
+    instance: DagsterInstance,
+    progress: Progress,
+    parallel: int,
+    workers: ProcessPoolExecutor | None,
 ) -> PipelineReport:
     report = PipelineReport()
     report.cleaned = clean_stale_files(raising.layout.local_dir)
@@ -417,17 +430,17 @@ def _run_pipeline(
     for key in report.withdrawn:
         progress(f"shard {key} is withdrawn ({withdrawn[key]}): not raised")
     to_raise = [k for k in report.shards if k not in withdrawn]
-    workers = min(parallel, len(to_raise))
-    if workers > 1 and raising.settings.teacher.backend == "vllm":
+    runs_at_once = min(parallel, len(to_raise))
+    if runs_at_once > 1 and raising.settings.teacher.backend == "vllm":
         progress("the vllm teacher raises one shard at a time (one engine a machine)")
-        workers = 1
-    if workers > 1 and instance.is_ephemeral:
+        runs_at_once = 1
+    if runs_at_once > 1 and instance.is_ephemeral:
         progress("an ephemeral Dagster instance raises one shard at a time (no process shares it)")
-        workers = 1
+        runs_at_once = 1
     outcomes: Iterable[ShardOutcome] = (
         (_raise_shard(defs, instance, key) for key in to_raise)
-        if workers <= 1
-        else _raise_in_parallel(raising, defs, instance, to_raise, workers)
+        if runs_at_once <= 1
+        else _raise_in_parallel(raising, defs, instance, to_raise, runs_at_once, workers)
     )
     finished: dict[str, ShardOutcome] = {}
     for outcome in outcomes:

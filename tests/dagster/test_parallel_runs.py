@@ -10,6 +10,7 @@ from raising_dagster.definitions import build_definitions
 from raising_dagster.partitions import raw_shards
 from raising_dagster.resources import RaisingResource
 from raising_dagster.runner import _raise_in_parallel, run_pipeline
+from raising_dagster.shard_workers import start_shard_workers
 from tests.conftest import HONESTY_CODEX
 
 
@@ -51,8 +52,11 @@ def test_parallel_pipeline_reports_runs_in_shard_order_and_publishes(
         landing_dir=str(landing), store_dir=str(tmp_path / "store"), codex_path=str(HONESTY_CODEX)
     )
     lines: list[str] = []
-    report = run_pipeline(raising, instance, progress=lines.append, parallel=2)
+    workers = start_shard_workers(1)  # started early, as `raising run` does
+    report = run_pipeline(raising, instance, progress=lines.append, parallel=2, workers=workers)
     assert report.published and report.failures == []
+    with pytest.raises(RuntimeError, match="shutdown"):  # run_pipeline shut the workers down
+        workers.submit(print)
     runs = {r.run_id: r for r in instance.get_runs()}
     assert [runs[i].tags.get("dagster/partition") for i in report.run_ids] == [
         "alpha.jsonl",
