@@ -204,10 +204,11 @@ def run(
     os.environ["DAGSTER_HOME"] = str(home)
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
     workers = None
-    if parallel > 1 and settings.teacher.backend != "vllm":
+    runs_at_once = min(parallel, sum(1 for _ in landing.iterdir()))  # entries >= shards
+    if runs_at_once > 1 and settings.teacher.backend != "vllm":
         from raising_dagster.shard_workers import start_shard_workers
 
-        workers = start_shard_workers(parallel - 1)  # they import Dagster while this does
+        workers = start_shard_workers(runs_at_once - 1)  # they import Dagster while this does
 
     from dagster import DagsterInstance
 

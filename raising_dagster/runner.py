@@ -385,8 +385,8 @@ def run_pipeline(
     then publish the curriculum unless a blocking check failed; `progress` hears a line per
     finished run and per skipped file. Holds the store and the instance folder (module doc). A
     vLLM engine started by the runs is shared by all of them and shut down at the end.
-    `workers`: `parallel - 1` worker processes started earlier (`start_shard_workers`), shut
-    down here, used or not."""
+    `workers`: at most `parallel - 1` worker processes started earlier (`start_shard_workers`),
+    shut down here, used or not."""
     if parallel < 1:
         raise ValueError(f"parallel must be at least 1, not {parallel}")
     folders = [lock_folder(raising.settings), Path(instance.root_directory)]
