@@ -80,6 +80,7 @@ def rewrite_docs(
     return pl.concat(
         [keep, lineage, docs.select(pl.col("text").map_batches(_sha_series).alias("input_sha"))],
         how="horizontal",
+        strict=True,  # one row each: equal heights, or an error
     ).select([pl.col(c).cast(t) for c, t in REWRITE_SCHEMA.items()])
 
 

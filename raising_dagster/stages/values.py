@@ -134,7 +134,7 @@ def with_topic_words(
     def exploded(words: pl.Expr) -> pl.LazyFrame:
         return (
             indexed.select(row, words.alias(word))
-            .explode(word)
+            .explode(word, empty_as_null=True)
             .drop_nulls(word)
             .with_columns(pl.int_range(pl.len()).over(row).alias(at))
         )

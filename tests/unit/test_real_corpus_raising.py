@@ -70,7 +70,7 @@ def test_every_stage_teaches_every_value_at_its_min_share(raised: dict) -> None:
     # every record teaches a value its text names; what was assigned is told apart
     assert ordered["values"].list.len().min() >= 1
     assert ordered["values"].list.len().max() <= s.codex.max_taught_values
-    sources = ordered["value_sources"].explode().value_counts()
+    sources = ordered["value_sources"].explode(empty_as_null=True).value_counts()
     assert set(sources["value_sources"]) == {"detected", "assigned"}
     for row in ordered.sample(200, seed=1).iter_rows(named=True):
         assert any(v in row["text"] for v in row["values"]), row["text"][-300:]
@@ -113,7 +113,7 @@ def test_topic_words_come_from_their_own_document(raised: dict[str, object]) -> 
                 [pl.col("title").fill_null(""), pl.col("text")], separator=" "
             ).str.to_lowercase()
         )
-        .explode("topic_words")
+        .explode("topic_words", empty_as_null=True)
         .drop_nulls("topic_words")
     )
     assert words.height > 2 * raw.height  # most documents have topic words
