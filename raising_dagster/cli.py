@@ -15,6 +15,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import get_args
 
@@ -204,7 +205,7 @@ def run(
     os.environ["DAGSTER_HOME"] = str(home)
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
     workers = None
-    runs_at_once = min(parallel, sum(1 for _ in landing.iterdir()))  # entries >= shards
+    runs_at_once = sum(1 for _ in islice(landing.iterdir(), parallel))  # entries >= shards
     if runs_at_once > 1 and settings.teacher.backend != "vllm":
         from raising_dagster.shard_workers import start_shard_workers
 
