@@ -71,3 +71,16 @@ def test_parallel_must_be_positive(tmp_path: Path, landing: Path) -> None:
     raising = RaisingResource(landing_dir=str(landing), store_dir=str(tmp_path / "store"))
     with DagsterInstance.ephemeral() as instance, pytest.raises(ValueError, match="at least 1"):
         run_pipeline(raising, instance, parallel=0)
+
+
+def test_workers_started_early_are_shut_down_when_no_shard_is_raised(
+    tmp_path: Path, instance: DagsterInstance
+) -> None:
+    empty = tmp_path / "landing"
+    empty.mkdir()
+    raising = RaisingResource(landing_dir=str(empty), store_dir=str(tmp_path / "store"))
+    workers = start_shard_workers(1)
+    report = run_pipeline(raising, instance, parallel=2, workers=workers)
+    assert report.failures == [f"no shards found in {empty}"]
+    with pytest.raises(RuntimeError, match="shutdown"):  # unused, and still shut down
+        workers.submit(print)
